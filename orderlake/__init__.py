@@ -1,0 +1,1 @@
+"""orderlake: client CSV drops to an upserted, checked Delta table, exactly once."""

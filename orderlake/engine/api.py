@@ -1,0 +1,261 @@
+"""The local implementation of the `pyspark.pipelines` (dp) API the definitions call.
+
+While the engine loads the `dlt/` files, `from pyspark import pipelines as dp` resolves to this
+module (see `loader.py`); the calls record datasets and flows into the active `PipelineGraph`.
+Arguments follow the Databricks API; what the local engine cannot do raises a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from orderlake.engine.graph import AutoCdcFlow, Dataset, Expectation, PipelineGraph, QueryFlow
+
+QueryFunction = Callable[[], Any]
+_ACTIVE: ContextVar[PipelineGraph | None] = ContextVar("orderlake_pipeline_graph", default=None)
+_EXPECTATIONS_ATTR = "__orderlake_expectations__"
+
+
+class UnsupportedLocally(NotImplementedError):
+    """A pipeline feature the local engine does not run."""
+
+
+def _graph() -> PipelineGraph:
+    graph = _ACTIVE.get()
+    if graph is None:
+        raise RuntimeError(
+            "pipeline definitions can only be evaluated by a pipeline runner "
+            "(Databricks, or `orderlake run` locally)"
+        )
+    return graph
+
+
+def _unsupported(feature: str) -> UnsupportedLocally:
+    return UnsupportedLocally(f"{feature} is not supported by the local engine")
+
+
+# Expectations --------------------------------------------------------------------------------
+
+
+def _expect(action: str, rules: dict[str, str]) -> Callable[[QueryFunction], QueryFunction]:
+    def decorate(func: QueryFunction) -> QueryFunction:
+        if not callable(func):
+            raise TypeError("expectation decorators go below @dp.table / @dp.temporary_view")
+        found = list(getattr(func, _EXPECTATIONS_ATTR, []))
+        found.extend(Expectation(name, constraint, action) for name, constraint in rules.items())
+        setattr(func, _EXPECTATIONS_ATTR, found)
+        return func
+
+    return decorate
+
+
+def expect(name: str, constraint: str) -> Callable[[QueryFunction], QueryFunction]:
+    return _expect("warn", {name: constraint})
+
+
+def expect_or_drop(name: str, constraint: str) -> Callable[[QueryFunction], QueryFunction]:
+    return _expect("drop", {name: constraint})
+
+
+def expect_or_fail(name: str, constraint: str) -> Callable[[QueryFunction], QueryFunction]:
+    return _expect("fail", {name: constraint})
+
+
+def expect_all(expectations: dict[str, str]) -> Callable[[QueryFunction], QueryFunction]:
+    return _expect("warn", expectations)
+
+
+def expect_all_or_drop(expectations: dict[str, str]) -> Callable[[QueryFunction], QueryFunction]:
+    return _expect("drop", expectations)
+
+
+def expect_all_or_fail(expectations: dict[str, str]) -> Callable[[QueryFunction], QueryFunction]:
+    return _expect("fail", expectations)
+
+
+def _table_expectations(
+    expect_all: dict[str, str] | None,
+    expect_all_or_drop: dict[str, str] | None,
+    expect_all_or_fail: dict[str, str] | None,
+) -> list[Expectation]:
+    found: list[Expectation] = []
+    for action, rules in (
+        ("warn", expect_all),
+        ("drop", expect_all_or_drop),
+        ("fail", expect_all_or_fail),
+    ):
+        found.extend(Expectation(n, c, action) for n, c in (rules or {}).items())
+    return found
+
+
+# Datasets ------------------------------------------------------------------------------------
+
+
+def _dataset_decorator(
+    kind: str, query_function: QueryFunction | None, name: str | None, **options: Any
+) -> Any:
+    def register(func: QueryFunction) -> None:
+        dataset_name = name or func.__name__
+        _graph().add_dataset(
+            Dataset(
+                name=dataset_name,
+                kind=kind,
+                comment=options.get("comment"),
+                table_properties=dict(options.get("table_properties") or {}),
+                expectations=list(getattr(func, _EXPECTATIONS_ATTR, [])),
+            )
+        )
+        _graph().add_flow(QueryFlow(name=dataset_name, target=dataset_name, func=func))
+        return None  # like Databricks: the decorated name is not callable afterwards
+
+    if query_function is not None:
+        return register(query_function)
+    return register
+
+
+def table(
+    query_function: QueryFunction | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    table_properties: dict[str, str] | None = None,
+    partition_cols: list[str] | None = None,
+    cluster_by: list[str] | None = None,
+    schema: Any = None,
+    temporary: bool = False,
+    private: bool = False,
+    format: str | None = None,
+    path: str | None = None,
+    row_filter: str | None = None,
+) -> Any:
+    """A streaming table (the engine runs its query incrementally) or a materialized view."""
+    if spark_conf or format not in (None, "delta") or path or row_filter:
+        raise _unsupported("table(spark_conf=/format=/path=/row_filter=)")
+    return _dataset_decorator(
+        "table", query_function, name, comment=comment, table_properties=table_properties
+    )
+
+
+materialized_view = table
+
+
+def temporary_view(
+    query_function: QueryFunction | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+) -> Any:
+    """A view: not stored, evaluated where a flow reads it."""
+    if spark_conf:
+        raise _unsupported("temporary_view(spark_conf=)")
+    return _dataset_decorator("view", query_function, name, comment=comment)
+
+
+view = temporary_view
+
+
+def create_streaming_table(
+    name: str,
+    *,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    table_properties: dict[str, str] | None = None,
+    partition_cols: list[str] | None = None,
+    cluster_by: list[str] | None = None,
+    schema: Any = None,
+    expect_all: dict[str, str] | None = None,
+    expect_all_or_drop: dict[str, str] | None = None,
+    expect_all_or_fail: dict[str, str] | None = None,
+    row_filter: str | None = None,
+) -> None:
+    """A streaming table whose rows come from flows (here: an AUTO CDC flow)."""
+    if spark_conf or row_filter:
+        raise _unsupported("create_streaming_table(spark_conf=/row_filter=)")
+    _graph().add_dataset(
+        Dataset(
+            name=name,
+            kind="table",
+            comment=comment,
+            table_properties=dict(table_properties or {}),
+            expectations=_table_expectations(expect_all, expect_all_or_drop, expect_all_or_fail),
+        )
+    )
+
+
+def _column(value: str | Column) -> Column:
+    return F.expr(value) if isinstance(value, str) else value
+
+
+def create_auto_cdc_flow(
+    target: str,
+    source: str,
+    keys: list[str],
+    sequence_by: str | Column,
+    ignore_null_updates: bool = False,
+    apply_as_deletes: str | Column | None = None,
+    apply_as_truncates: str | Column | None = None,
+    column_list: list[str] | None = None,
+    except_column_list: list[str] | None = None,
+    stored_as_scd_type: int | str = "1",
+    track_history_column_list: list[str] | None = None,
+    track_history_except_column_list: list[str] | None = None,
+    name: str | None = None,
+    once: bool = False,
+) -> None:
+    """SCD1 upserts from `source` into `target`, ordered by `sequence_by`."""
+    if str(stored_as_scd_type) != "1":
+        raise _unsupported("stored_as_scd_type=2")
+    if ignore_null_updates or apply_as_truncates is not None or once:
+        raise _unsupported("ignore_null_updates/apply_as_truncates/once")
+    if track_history_column_list or track_history_except_column_list:
+        raise _unsupported("track_history_* (SCD2 only)")
+    if column_list and except_column_list:
+        raise ValueError("give column_list or except_column_list, not both")
+    _graph().add_flow(
+        AutoCdcFlow(
+            name=name or target,
+            target=target,
+            source=source,
+            keys=[k if isinstance(k, str) else str(k) for k in keys],
+            sequence_by=_column(sequence_by),
+            apply_as_deletes=None if apply_as_deletes is None else _column(apply_as_deletes),
+            column_list=list(column_list) if column_list else None,
+            except_column_list=list(except_column_list) if except_column_list else None,
+        )
+    )
+
+
+apply_changes = create_auto_cdc_flow
+
+
+def append_flow(
+    *,
+    target: str,
+    name: str | None = None,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    once: bool = False,
+) -> Callable[[QueryFunction], None]:
+    """An extra flow appending a query's rows into an existing streaming table."""
+    if spark_conf or once:
+        raise _unsupported("append_flow(spark_conf=/once=)")
+
+    def register(func: QueryFunction) -> None:
+        _graph().add_flow(QueryFlow(name=name or func.__name__, target=target, func=func))
+
+    return register
+
+
+def create_sink(*args: Any, **kwargs: Any) -> None:
+    raise _unsupported("create_sink")
+
+
+def create_auto_cdc_from_snapshot_flow(*args: Any, **kwargs: Any) -> None:
+    raise _unsupported("create_auto_cdc_from_snapshot_flow")

@@ -1,0 +1,87 @@
+"""Expectations on a micro-batch, as on Databricks: warn counts, drop filters, fail stops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from orderlake.engine.graph import Expectation
+
+
+class ExpectationFailed(RuntimeError):
+    """A `fail` expectation saw a failing row: the update stops, nothing of the batch lands."""
+
+    def __init__(
+        self, dataset: str, rule: Expectation, failed: int, sample: dict[str, Any]
+    ) -> None:
+        shown = ", ".join(f"{k}={v!r}" for k, v in sample.items())
+        super().__init__(
+            f"expectation {rule.name!r} on {dataset} failed for {failed} row(s) "
+            f"(constraint: {rule.constraint}). Sample row: {shown}"
+        )
+        self.dataset, self.rule, self.failed, self.sample = dataset, rule, failed, sample
+
+
+@dataclass
+class QualityReport:
+    """Pass/fail counts, as `details.flow_progress.data_quality` in the event log."""
+
+    dataset: str
+    counts: dict[str, tuple[int, int]]  # rule -> (passed, failed)
+    dropped: int = 0
+    total: int = 0
+
+    def merge(self, other: QualityReport) -> None:
+        self.dropped += other.dropped
+        self.total += other.total
+        for name, (passed, failed) in other.counts.items():
+            p0, f0 = self.counts.get(name, (0, 0))
+            self.counts[name] = (p0 + passed, f0 + failed)
+
+    def as_details(self) -> dict[str, Any]:
+        return {
+            "dropped_records": self.dropped,
+            "expectations": [
+                {"name": n, "dataset": self.dataset, "passed_records": p, "failed_records": f}
+                for n, (p, f) in self.counts.items()
+            ],
+        }
+
+
+def _passes(rule: Expectation) -> Column:
+    return F.coalesce(F.expr(rule.constraint), F.lit(False))
+
+
+def enforce(
+    batch: DataFrame, rules: list[Expectation], dataset: str
+) -> tuple[DataFrame, QualityReport]:
+    """Count every rule in one pass; raise on a failed `fail` rule; drop what `drop` rules fail.
+
+    The caller should persist `batch`: it is read again for the kept rows.
+    """
+    report = QualityReport(dataset, {})
+    if not rules:
+        report.total = batch.count()
+        return batch, report
+    drop_ok = reduce(
+        lambda a, b: a & b, [_passes(r) for r in rules if r.action == "drop"], F.lit(True)
+    )
+    sums = [F.sum(F.when(_passes(r), 0).otherwise(1)).alias(f"f{i}") for i, r in enumerate(rules)]
+    row = batch.agg(
+        F.count(F.lit(1)).alias("total"),
+        F.sum(F.when(drop_ok, 0).otherwise(1)).alias("dropped"),
+        *sums,
+    ).first()
+    total = report.total = row["total"]
+    for i, rule in enumerate(rules):
+        failed = row[f"f{i}"] or 0
+        report.counts[rule.name] = (total - failed, failed)
+        if rule.action == "fail" and failed:
+            sample = batch.where(~_passes(rule)).limit(1).first()
+            raise ExpectationFailed(dataset, rule, failed, sample.asDict() if sample else {})
+    report.dropped = row["dropped"] or 0
+    return (batch.where(drop_ok) if report.dropped else batch), report

@@ -1,0 +1,91 @@
+"""The dataflow graph the definitions declare: datasets, the flows that fill them, expectations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column
+
+
+@dataclass(frozen=True)
+class Expectation:
+    name: str
+    constraint: str
+    action: str  # warn | drop | fail
+
+
+@dataclass
+class Dataset:
+    name: str
+    kind: str  # table | view
+    comment: str | None = None
+    table_properties: dict[str, str] = field(default_factory=dict)
+    expectations: list[Expectation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueryFlow:
+    """Appends the rows of a query function into `target` (or defines the view `target`)."""
+
+    name: str
+    target: str
+    func: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class AutoCdcFlow:
+    name: str
+    target: str
+    source: str
+    keys: list[str]
+    sequence_by: Column
+    apply_as_deletes: Column | None
+    column_list: list[str] | None
+    except_column_list: list[str] | None
+
+
+Flow = QueryFlow | AutoCdcFlow
+
+
+class GraphError(ValueError):
+    """The definitions declare an inconsistent graph."""
+
+
+@dataclass
+class PipelineGraph:
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+    flows: list[Flow] = field(default_factory=list)
+
+    def add_dataset(self, dataset: Dataset) -> None:
+        if dataset.name in self.datasets:
+            raise GraphError(f"dataset {dataset.name!r} is defined twice")
+        self.datasets[dataset.name] = dataset
+
+    def add_flow(self, flow: Flow) -> None:
+        if any(f.name == flow.name for f in self.flows):
+            raise GraphError(f"flow {flow.name!r} is defined twice")
+        self.flows.append(flow)
+
+    def dataset(self, name: str) -> Dataset:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise GraphError(f"no dataset named {name!r} in the pipeline") from None
+
+    def view_flow(self, name: str) -> QueryFlow:
+        """The query defining view `name`."""
+        if self.dataset(name).kind != "view":
+            raise GraphError(f"{name!r} is not a view")
+        return next(f for f in self.flows if isinstance(f, QueryFlow) and f.target == name)
+
+    def table_flows(self) -> list[Flow]:
+        """Flows that write stored tables, in definition order."""
+        return [f for f in self.flows if self.dataset(f.target).kind == "table"]
+
+    def validate(self) -> None:
+        for flow in self.flows:
+            self.dataset(flow.target)
+            if isinstance(flow, AutoCdcFlow):
+                self.dataset(flow.source)

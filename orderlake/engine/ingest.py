@@ -1,0 +1,203 @@
+"""The Auto Loader flow of an update: plan, reject, load once, commit, then archive.
+
+Order of steps, and why it is crash-safe:
+1. finish or forget any earlier update left unfinished (see `recover`);
+2. list the source folder once: files arriving later belong to a later update;
+3. write the plan (manifest) durably;
+4. move unusable files to rejected/ (report first, then an atomic rename);
+5. append the rows to bronze with `txnAppId`/`txnVersion` = update id: Delta commits it once;
+6. mark the manifest committed, then move the loaded files to archive/ (atomic renames).
+A file leaves source/ only after its rows are committed, and bronze never takes an update twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+from orderlake.engine.autoloader import CloudFilesSource, FileToRead, LocalAutoLoader
+from orderlake.engine.files import (
+    SourceFile,
+    inspect_file,
+    list_source,
+    move,
+    stat_matches,
+    unique_destination,
+)
+from orderlake.engine.graph import QueryFlow
+from orderlake.engine.ledger import COMMITTED, DONE, PLANNED, Ledger, Manifest, PlannedFile
+
+
+class IngestError(RuntimeError):
+    pass
+
+
+@dataclass
+class IngestResult:
+    flow: str
+    loaded: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    deferred: list[str] = field(default_factory=list)  # changed while being read: next update
+    rows: int = 0
+    recovered_updates: list[int] = field(default_factory=list)
+
+
+@dataclass
+class IngestContext:
+    spark: SparkSession
+    autoloader: LocalAutoLoader
+    ledger: Ledger
+    app_id: str
+    rejected_path: Path
+    progress: Callable[[str], None]
+
+
+def _metadata_tag(update_id: int) -> str:
+    return f"orderlake update {update_id}"
+
+
+def bronze_committed(spark: SparkSession, table: Path, update_id: int) -> bool:
+    """Did the bronze append of `update_id` commit? (Its commit carries the update id.)"""
+    if not DeltaTable.isDeltaTable(spark, str(table)):
+        return False
+    history = DeltaTable.forPath(spark, str(table)).history(50)
+    return history.where(history.userMetadata == _metadata_tag(update_id)).limit(1).count() > 0
+
+
+def _rows_written(spark: SparkSession, table: Path, update_id: int) -> int:
+    history = DeltaTable.forPath(spark, str(table)).history(20)
+    row = history.where(history.userMetadata == _metadata_tag(update_id)).first()
+    return int((row.operationMetrics or {}).get("numOutputRows", 0)) if row else 0
+
+
+def probe(flow: QueryFlow, autoloader: LocalAutoLoader) -> CloudFilesSource | None:
+    """Call the flow with no files to learn the cloudFiles source it reads, if any."""
+    autoloader.requests.clear()
+    autoloader.probing = True
+    flow.func()
+    if not autoloader.requests:
+        return None
+    if len(autoloader.requests) > 1:
+        raise IngestError(f"flow {flow.name}: one cloudFiles source per flow is supported locally")
+    source = autoloader.requests[0]
+    if source.archive_path is None:
+        raise IngestError(
+            f"flow {flow.name}: the local engine needs cloudFiles.cleanSource=MOVE with a "
+            "moveDestination, so that a loaded file leaves the source folder"
+        )
+    return source
+
+
+def _archive(manifest: Manifest, source: Path, result: IngestResult) -> None:
+    for planned in manifest.files:
+        if planned.outcome not in ("load", "empty"):
+            continue
+        src = source / planned.relpath
+        seen = SourceFile(planned.relpath, planned.size, planned.mtime_ns)
+        if src.exists() and not stat_matches(src, seen):
+            result.deferred.append(planned.relpath)  # rewritten since listing: load it again
+            continue
+        move(src, Path(planned.dest))
+
+
+def recover(ctx: IngestContext, flow: QueryFlow, table: Path, result: IngestResult) -> None:
+    """Finish a committed-but-unarchived update; forget one that never committed."""
+    for manifest in ctx.ledger.unfinished(flow.name):
+        if manifest.state == COMMITTED or bronze_committed(ctx.spark, table, manifest.update_id):
+            ctx.progress(f"recovering update {manifest.update_id}: archiving its committed files")
+            _archive(manifest, Path(manifest.source), result)
+            manifest.state = DONE
+            ctx.ledger.save(flow.name, manifest)
+            result.recovered_updates.append(manifest.update_id)
+        else:
+            ctx.ledger.forget(flow.name, manifest.update_id)
+
+
+def _plan(
+    update_id: int, source: CloudFilesSource, rejected_path: Path, listing: list[SourceFile]
+) -> Manifest:
+    columns = tuple(f.name for f in source.schema.fields if f.name != source.rescued_column)
+    required = tuple(f.name for f in source.schema.fields if not f.nullable)
+    tag = f"u{update_id}"
+    planned = []
+    for seen in listing:
+        verdict = inspect_file(source.path / seen.relpath, columns, required)
+        folder = rejected_path if verdict.outcome == "reject" else source.archive_path
+        dest = unique_destination(folder, seen.relpath, tag)
+        planned.append(
+            PlannedFile(
+                seen.relpath,
+                seen.size,
+                seen.mtime_ns,
+                verdict.outcome,
+                str(dest),
+                reason=verdict.reason,
+                header=list(verdict.header),
+            )
+        )
+    return Manifest(update_id, PLANNED, str(source.path), planned)
+
+
+def _reject(manifest: Manifest, source: Path, update_id: int, result: IngestResult) -> None:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for planned in manifest.files:
+        if planned.outcome != "reject":
+            continue
+        dest = Path(planned.dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        report = dest.with_name(dest.name + ".error.txt")
+        report.write_text(
+            f"file: {planned.relpath}\nrejected: {planned.reason}\n"
+            f"update: {update_id}\nat: {now}\nnothing of this file was loaded\n",
+            encoding="utf-8",
+        )
+        move(source / planned.relpath, dest)
+        result.rejected.append((planned.relpath, planned.reason))
+
+
+def run_ingest(
+    ctx: IngestContext, flow: QueryFlow, table: Path, update_id: int, write: Callable
+) -> IngestResult:
+    """One update of a cloudFiles flow. `write(df, update_id, tag)` appends to bronze."""
+    result = IngestResult(flow.name)
+    recover(ctx, flow, table, result)
+    source = probe(flow, ctx.autoloader)
+    assert source is not None
+    listing = list_source(source.path)
+    if not listing:
+        return result
+    ctx.progress(f"{flow.name}: {len(listing)} new file(s) in {source.path}")
+    manifest = _plan(update_id, source, ctx.rejected_path, listing)
+    ctx.ledger.save(flow.name, manifest)
+    _reject(manifest, source.path, update_id, result)
+    to_load = [f for f in manifest.files if f.outcome == "load"]
+    if to_load:
+        ctx.autoloader.files = [
+            FileToRead(source.path / f.relpath, tuple(f.header)) for f in to_load
+        ]
+        ctx.autoloader.probing = False
+        try:
+            frame = flow.func()
+            write(frame, update_id, _metadata_tag(update_id))
+        finally:
+            ctx.autoloader.files = []
+            ctx.autoloader.probing = True
+        result.rows = _rows_written(ctx.spark, table, update_id)
+    manifest.state = COMMITTED
+    ctx.ledger.save(flow.name, manifest)
+    _archive(manifest, source.path, result)
+    manifest.state = DONE
+    ctx.ledger.save(flow.name, manifest)
+    result.loaded = [f.relpath for f in to_load if f.relpath not in result.deferred]
+    result.empty = [f.relpath for f in manifest.files if f.outcome == "empty"]
+    ctx.progress(
+        f"{flow.name}: +{result.rows:,} rows from {len(result.loaded)} file(s); "
+        f"{len(result.empty)} empty, {len(result.rejected)} rejected"
+    )
+    return result

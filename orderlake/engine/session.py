@@ -1,0 +1,90 @@
+"""The local SparkSession: Delta jars from Maven Central, tuned for one small machine."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from pyspark.sql import SparkSession
+
+# delta-spark 4.4.1 (Python) pairs with pyspark 4.2.0, but only the 4.4.0 jars are published
+# on Maven Central; the Python side is a thin py4j wrapper, so the pair works.
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+MIN_JAVA = 17
+
+
+class JavaMissing(RuntimeError):
+    """Java is absent or too old for Spark 4."""
+
+
+def java_version() -> int:
+    """The major version of the `java` Spark will start, or raise JavaMissing."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise JavaMissing(f"Java {MIN_JAVA}+ is required and no `java` was found (install a JDK)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise JavaMissing(f"could not read the Java version from `{java} -version`")
+    major = int(match.group(1))
+    if major == 1 and match.group(2):  # "1.8" style
+        major = int(match.group(2))
+    if major < MIN_JAVA:
+        raise JavaMissing(f"Java {MIN_JAVA}+ is required, found Java {major} at {java}")
+    return major
+
+
+def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> SparkSession:
+    """Get or build the one local session the engine and the tests share."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    java_version()
+    cores = os.environ.get("ORDERLAKE_SPARK_CORES", "*")
+    builder = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
+        .config("spark.jars.packages", DELTA_PACKAGE)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.default.parallelism", str(shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", os.environ.get("ORDERLAKE_DRIVER_MEMORY", "4g"))
+        # One partition per client file: a file is never split, never packed with another, so
+        # row positions are exact and one bad file cannot mix into another's task.
+        .config("spark.sql.files.maxPartitionBytes", str(1 << 40))
+        .config("spark.sql.files.openCostInBytes", str(1 << 40))
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.databricks.delta.autoCompact.enabled", "false")
+        .config("spark.sql.streaming.stopTimeout", "30s")
+    )
+    if os.environ.get("ORDERLAKE_IVY_DIR"):
+        builder = builder.config("spark.jars.ivy", os.environ["ORDERLAKE_IVY_DIR"])
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("ORDERLAKE_SPARK_LOG_LEVEL", "ERROR"))
+    return spark
+
+
+def main() -> int:
+    """`python -m orderlake.engine.session`: start a session once (fetches the Delta jars)."""
+    try:
+        spark = get_spark("orderlake-setup")
+    except JavaMissing as exc:
+        print(f"orderlake: {exc}", file=sys.stderr)
+        return 2
+    print(f"Spark {spark.version} with {DELTA_PACKAGE} ready")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

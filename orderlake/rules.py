@@ -1,0 +1,172 @@
+"""Data-quality rules kept in YAML: loading, validation, and the dicts `dp.expect_all*` take."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACTIONS = ("warn", "drop", "fail")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RULE_KEYS = {"name", "constraint", "action", "description"}
+
+
+class RuleError(ValueError):
+    """A rule file problem; the message names the file, the rule and the problem."""
+
+    def __init__(self, path: str | Path, rule: str | None, problem: str) -> None:
+        where = f"{path}: rule {rule!r}" if rule else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path, self.rule, self.problem = str(path), rule, problem
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    constraint: str
+    action: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    path: str
+    dataset: str
+    rules: tuple[Rule, ...]
+
+    def constraints(self, action: str) -> dict[str, str]:
+        """`{name: constraint}` for one action, as `dp.expect_all*` take them.
+
+        Each constraint is wrapped so that NULL counts as failed on every platform.
+        """
+        return {
+            r.name: f"COALESCE(({r.constraint}), FALSE)" for r in self.rules if r.action == action
+        }
+
+    @property
+    def warn(self) -> dict[str, str]:
+        return self.constraints("warn")
+
+    @property
+    def drop(self) -> dict[str, str]:
+        return self.constraints("drop")
+
+    @property
+    def fail(self) -> dict[str, str]:
+        return self.constraints("fail")
+
+
+def _rule(path: Path, index: int, item: Any, seen: set[str]) -> Rule:
+    if not isinstance(item, dict):
+        raise RuleError(path, f"#{index + 1}", "a rule must be a mapping")
+    name = item.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RuleError(path, f"#{index + 1}", f"name {name!r} must be an identifier")
+    unknown = set(item) - _RULE_KEYS
+    if unknown:
+        raise RuleError(path, name, f"unknown keys {sorted(unknown)}")
+    if name in seen:
+        raise RuleError(path, name, "duplicate rule name")
+    seen.add(name)
+    action = item.get("action")
+    if action not in ACTIONS:
+        raise RuleError(path, name, f"unknown action {action!r} (use one of {', '.join(ACTIONS)})")
+    constraint = item.get("constraint")
+    if not isinstance(constraint, str) or not constraint.strip():
+        raise RuleError(path, name, "constraint must be a non-empty SQL expression")
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        raise RuleError(path, name, "description must be text")
+    return Rule(name, constraint.strip(), action, description)
+
+
+def load_rules(path: str | Path, spark: Any = None) -> RuleSet:
+    """Load and validate a rule file; with a Spark session, also check every constraint's SQL."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RuleError(path, None, f"cannot read rule file: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RuleError(path, None, f"not valid YAML: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
+        raise RuleError(path, None, "expected a mapping with a 'rules' list")
+    seen: set[str] = set()
+    rules = tuple(_rule(path, i, item, seen) for i, item in enumerate(document["rules"]))
+    ruleset = RuleSet(str(path), str(document.get("dataset", "")), rules)
+    if spark is not None:
+        check_constraints(ruleset, spark)
+    return ruleset
+
+
+def check_constraints(ruleset: RuleSet, spark: Any) -> None:
+    """Parse and resolve each constraint against the parsed-orders columns, with Spark.
+
+    A constraint must parse, name only contract columns (plus `_raw` and `_rescued_data`),
+    be boolean, and be deterministic (this also refuses `reflect`/`java_method`, which could
+    call arbitrary JVM code).
+    """
+    from pyspark.errors import AnalysisException, ParseException
+    from pyspark.sql import functions as F
+
+    frame = _rule_columns_frame(spark)
+    for rule in ruleset.rules:
+        try:
+            checked = frame.select(F.expr(rule.constraint).alias("ok"))
+            field = checked.schema["ok"]
+        except ParseException as exc:
+            problem = f"constraint does not parse: {_first_line(exc)}"
+            raise RuleError(ruleset.path, rule.name, problem) from None
+        except AnalysisException as exc:
+            if getattr(exc, "getCondition", lambda: None)() == "UNRESOLVED_COLUMN.WITH_SUGGESTION":
+                column = (exc.getMessageParameters() or {}).get("objectName", "?")
+                problem = f"constraint names a column outside the contract: {column}"
+                raise RuleError(ruleset.path, rule.name, problem) from None
+            problem = f"constraint is invalid: {_first_line(exc)}"
+            raise RuleError(ruleset.path, rule.name, problem) from None
+        if field.dataType.typeName() != "boolean":
+            raise RuleError(
+                ruleset.path,
+                rule.name,
+                f"constraint is {field.dataType.simpleString()}, not boolean",
+            )
+        analyzed = checked._jdf.queryExecution().analyzed().expressions().head()
+        if not analyzed.deterministic():
+            raise RuleError(
+                ruleset.path, rule.name, "constraint must be deterministic (no rand, reflect, ...)"
+            )
+
+
+def _rule_columns_frame(spark: Any) -> Any:
+    """An empty frame with exactly the columns a rule may name."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+
+    from orderlake.contract import COLUMN_NAMES, RAW_SCHEMA, RESCUED
+    from orderlake.transforms import (
+        FILE_MODIFICATION_TIME,
+        INGESTED_AT,
+        RAW,
+        ROW_POSITION,
+        SOURCE_FILE,
+        parse_orders,
+    )
+
+    bronze_schema = StructType(
+        RAW_SCHEMA.fields
+        + [
+            StructField(SOURCE_FILE, StringType()),
+            StructField(FILE_MODIFICATION_TIME, TimestampType()),
+            StructField(INGESTED_AT, TimestampType()),
+            StructField(ROW_POSITION, LongType()),
+        ]
+    )
+    bronze = spark.createDataFrame([], bronze_schema)
+    return parse_orders(bronze).select(*COLUMN_NAMES, RAW, RESCUED)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
