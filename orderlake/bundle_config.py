@@ -221,3 +221,9 @@ def load_bundle(root: Path | None = None, target: str | None = None) -> BundleCo
         ),
         libraries=libraries,
     )
+
+
+def target_mode(root: Path | None = None, target: str | None = None) -> str | None:
+    """The target's `mode` (development / production), or None when it sets none."""
+    doc = _read_yaml((Path(root) if root is not None else REPO_ROOT) / BUNDLE_FILE)
+    return _select_target(doc, target)[1].get("mode")

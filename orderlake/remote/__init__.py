@@ -1,0 +1,1 @@
+"""Remote operations on a deployed orderlake bundle, through databricks-sdk's WorkspaceClient."""
