@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from orderlake.engine.autocdc import apply_batch
 from orderlake.engine.expectations import QualityReport, enforce
+from orderlake.engine.faults import kill_point
 from orderlake.engine.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 
 
@@ -70,6 +71,7 @@ def run_flow(ctx: FlowContext, flow: Flow) -> FlowProgress:
                 total = report.total
                 if total == 0:
                     return
+                kill_point(f"before_write:{flow.name}")
                 if isinstance(flow, AutoCdcFlow):
                     result = apply_batch(
                         ctx.spark,
@@ -87,6 +89,7 @@ def run_flow(ctx: FlowContext, flow: Flow) -> FlowProgress:
                     )
                 else:
                     ctx.append(kept, ctx.table_path(target.name), target, flow.name, batch_id)
+                kill_point(f"after_write:{flow.name}")
                 progress.batches += 1
                 progress.input_rows += total
                 progress.output_rows += total - report.dropped

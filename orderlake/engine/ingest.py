@@ -21,6 +21,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from orderlake.engine.autoloader import CloudFilesSource, FileToRead, LocalAutoLoader
+from orderlake.engine.faults import kill_point
 from orderlake.engine.files import (
     SourceFile,
     inspect_file,
@@ -104,6 +105,7 @@ def _archive(manifest: Manifest, source: Path, result: IngestResult) -> None:
             result.deferred.append(planned.relpath)  # rewritten since listing: load it again
             continue
         move(src, Path(planned.dest))
+        kill_point("archive_move")
 
 
 def recover(ctx: IngestContext, flow: QueryFlow, table: Path, result: IngestResult) -> None:
@@ -158,6 +160,7 @@ def _reject(manifest: Manifest, source: Path, update_id: int, result: IngestResu
             encoding="utf-8",
         )
         move(source / planned.relpath, dest)
+        kill_point("reject_move")
         result.rejected.append((planned.relpath, planned.reason))
 
 
@@ -175,6 +178,7 @@ def run_ingest(
     ctx.progress(f"{flow.name}: {len(listing)} new file(s) in {source.path}")
     manifest = _plan(update_id, source, ctx.rejected_path, listing)
     ctx.ledger.save(flow.name, manifest)
+    kill_point("after_plan")
     _reject(manifest, source.path, update_id, result)
     to_load = [f for f in manifest.files if f.outcome == "load"]
     if to_load:
@@ -184,14 +188,18 @@ def run_ingest(
         ctx.autoloader.probing = False
         try:
             frame = flow.func()
+            kill_point("before_bronze_write")
             write(frame, update_id, _metadata_tag(update_id))
+            kill_point("after_bronze_commit")
         finally:
             ctx.autoloader.files = []
             ctx.autoloader.probing = True
         result.rows = _rows_written(ctx.spark, table, update_id)
     manifest.state = COMMITTED
     ctx.ledger.save(flow.name, manifest)
+    kill_point("after_commit_mark")
     _archive(manifest, source.path, result)
+    kill_point("after_archive")
     manifest.state = DONE
     ctx.ledger.save(flow.name, manifest)
     result.loaded = [f.relpath for f in to_load if f.relpath not in result.deferred]

@@ -31,6 +31,9 @@ from orderlake.engine.lock import ExclusiveLock
 from orderlake.engine.session import get_spark
 from orderlake.settings import REPO_ROOT, PipelineSettings
 
+# table name -> location registered in this process's session catalog (in-memory catalog)
+_REGISTERED: dict[str, str] = {}
+
 
 @dataclass
 class UpdateResult:
@@ -125,9 +128,15 @@ class LocalPipeline:
         return self.warehouse_path / "_checkpoints" / flow
 
     def _register(self, name: str) -> None:
+        """Name the table in the session catalog, so `spark.readStream.table(name)` finds it."""
         path = self.table_path(name)
+        if _REGISTERED.get(name) == str(path):
+            return
         if DeltaTable.isDeltaTable(self.spark, str(path)):
-            self.spark.sql(f"CREATE TABLE IF NOT EXISTS `{name}` USING DELTA LOCATION '{path}'")
+            # External table: dropping the name never touches the data.
+            self.spark.sql(f"DROP TABLE IF EXISTS `{name}`")
+            self.spark.sql(f"CREATE TABLE `{name}` USING DELTA LOCATION '{path}'")
+            _REGISTERED[name] = str(path)
 
     def _register_tables(self) -> None:
         for dataset in self.graph.datasets.values():
@@ -305,5 +314,6 @@ class LocalPipeline:
             if dataset.kind != "table" or dataset.name in ingest_targets:
                 continue
             self.spark.sql(f"DROP TABLE IF EXISTS `{dataset.name}`")
+            _REGISTERED.pop(dataset.name, None)
             for name in (dataset.name, f"__{dataset.name}_tombstones"):
                 shutil.rmtree(self.table_path(name), ignore_errors=True)

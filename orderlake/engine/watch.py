@@ -1,0 +1,85 @@
+"""Local file-arrival trigger: start an update when new files have settled in the source folder.
+
+Mirrors the Databricks job trigger: fire once no file changed for
+`wait_after_last_change_seconds`, and no sooner than `min_time_between_triggers_seconds` after
+the previous trigger. Files that arrive during an update are taken by the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orderlake.engine.files import SourceFile, list_source
+
+
+@dataclass(frozen=True)
+class TriggerTimings:
+    wait_after_last_change_seconds: float
+    min_time_between_triggers_seconds: float
+    poll_seconds: float = 0.5
+
+
+class ArrivalTrigger:
+    """Decides, from successive listings, when an update should start."""
+
+    def __init__(self, timings: TriggerTimings, clock: Callable[[], float] = time.monotonic):
+        self.timings = timings
+        self.clock = clock
+        self._listing: list[SourceFile] | None = None
+        self._changed_at = clock()
+        self._last_trigger: float | None = None
+
+    def observe(self, listing: list[SourceFile]) -> bool:
+        """Feed the current listing; True when an update should start now."""
+        now = self.clock()
+        if listing != self._listing:
+            self._listing = listing
+            self._changed_at = now
+        if not listing:
+            return False
+        if now - self._changed_at < self.timings.wait_after_last_change_seconds:
+            return False
+        if (
+            self._last_trigger is not None
+            and now - self._last_trigger < self.timings.min_time_between_triggers_seconds
+        ):
+            return False
+        self._last_trigger = now
+        return True
+
+
+def watch(
+    source: Path,
+    run_update: Callable[[], object],
+    timings: TriggerTimings,
+    *,
+    max_updates: int | None = None,
+    idle_exit_seconds: float | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Poll `source` and run updates until stopped; returns how many updates ran."""
+    trigger = ArrivalTrigger(timings)
+    updates = 0
+    idle_since = time.monotonic()
+    log(
+        f"watching {source} (wait {timings.wait_after_last_change_seconds:g}s after the last "
+        f"change, at least {timings.min_time_between_triggers_seconds:g}s between updates)"
+    )
+    while max_updates is None or updates < max_updates:
+        listing = list_source(source)
+        if listing:
+            idle_since = time.monotonic()
+        if trigger.observe(listing):
+            log(f"{len(listing)} file(s) waiting: starting an update")
+            run_update()
+            updates += 1
+            idle_since = time.monotonic()
+            continue
+        if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
+            log(f"no new files for {idle_exit_seconds:g}s: stopping")
+            break
+        time.sleep(timings.poll_seconds)
+    return updates
