@@ -6,6 +6,7 @@ real bundle (expect none) and on deliberately broken copies (expect some).
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -13,12 +14,14 @@ from orderlake.bundle_config import BundleConfigError, _load_raw, load_bundle
 from orderlake.rules import RuleError, load_rules
 from orderlake.settings import DEFAULTS, PipelineSettings
 
-# Auto Loader / reader option names Databricks documents, checked with the docs on 2026-11-28:
+# The Auto Loader / CSV reader options the pipeline passes (orderlake.source_options), each
+# checked against the Databricks docs (search tool, 2026-11-28). This set must equal the keys
+# autoloader_options() returns (a test enforces it): a new option needs a docs check first.
 # - cloudFiles.format, cloudFiles.allowOverwrites, cloudFiles.cleanSource,
-#   cloudFiles.cleanSource.moveDestination, cloudFiles.schemaEvolutionMode, rescuedDataColumn,
-#   and the CSV options header, multiLine:
-#   https://docs.databricks.com/ingestion/auto-loader/options.html
-# - cloudFiles.cleanSource.retentionDuration (and MOVE/DELETE semantics):
+#   cloudFiles.schemaEvolutionMode, and the CSV format options header, multiLine,
+#   rescuedDataColumn: https://docs.databricks.com/ingestion/auto-loader/options.html
+# - cloudFiles.cleanSource.moveDestination, cloudFiles.cleanSource.retentionDuration (MOVE has
+#   no minimum retention; DBR 16.4+):
 #   https://docs.databricks.com/aws/en/ingestion/cloud-object-storage/auto-loader/clean-source
 DOCUMENTED_OPTIONS: frozenset[str] = frozenset(
     {
@@ -28,18 +31,9 @@ DOCUMENTED_OPTIONS: frozenset[str] = frozenset(
         "cloudFiles.cleanSource.moveDestination",
         "cloudFiles.cleanSource.retentionDuration",
         "cloudFiles.schemaEvolutionMode",
-        "cloudFiles.schemaHints",
-        "cloudFiles.includeExistingFiles",
-        "cloudFiles.maxFilesPerTrigger",
         "rescuedDataColumn",
         "header",
         "multiLine",
-        "sep",
-        "quote",
-        "escape",
-        "encoding",
-        "mode",
-        "enforceSchema",
     }
 )
 WORKSPACE_FILES = "${workspace.file_path}/"
@@ -140,4 +134,32 @@ def trigger_watches_source(root: Path) -> list[str]:
     for name in ("wait_after_last_change_seconds", "min_time_between_triggers_seconds"):
         if getattr(config, name) < MIN_TRIGGER_SECONDS:
             problems.append(f"{name} is {getattr(config, name)}, Databricks needs >= 60")
+    return problems
+
+
+def dlt_reader_options(root: Path) -> list[str]:
+    """Pipeline sources pass reader options only as `.options(**autoloader_options(...))`.
+
+    So DOCUMENTED_OPTIONS, checked against autoloader_options(), covers every option the
+    definitions use; an `.option("x", ...)` written directly in dlt/ is reported.
+    """
+    problems = []
+    for path in sorted((root / "dlt").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr not in ("option", "options"):
+                continue
+            shared = (
+                node.func.attr == "options"
+                and not node.args
+                and len(node.keywords) == 1
+                and node.keywords[0].arg is None
+                and isinstance(call := node.keywords[0].value, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id == "autoloader_options"
+            )
+            if not shared:
+                where = f"{path.relative_to(root)}:{node.func.end_lineno}"
+                problems.append(f"{where}: reader option set outside autoloader_options()")
     return problems

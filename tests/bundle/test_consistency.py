@@ -44,6 +44,9 @@ def test_autoloader_options_are_documented() -> None:
     settings = PipelineSettings.from_conf(load_bundle(ROOT).pipeline_configuration)
     options = autoloader_options(settings)
     assert checks.options_documented(options) == []
+    # The checked list is exactly what the pipeline passes: no stale, no unchecked names.
+    assert set(options) == checks.DOCUMENTED_OPTIONS
+    assert checks.dlt_reader_options(ROOT) == []
     # Archiving on Databricks: cleanSource MOVE into the archive sibling of source/.
     assert options["cloudFiles.cleanSource"] == "MOVE"
     assert options["cloudFiles.cleanSource.moveDestination"] == settings.archive_path
@@ -102,6 +105,18 @@ def test_invalid_rule_file_is_caught(tmp_path: Path) -> None:
 
 def test_misspelled_autoloader_option_is_caught() -> None:
     assert checks.options_documented({"cloudFiles.cleanSource.moveDestinaton": "/x"}) != []
+
+
+def test_option_set_directly_in_dlt_is_caught(tmp_path: Path) -> None:
+    root = copy_bundle(tmp_path)
+    edit(
+        root / "dlt" / "orders_pipeline.py",
+        ".options(**autoloader_options(settings))",
+        '.options(**autoloader_options(settings))\n.option("cloudFiles.maxFilesPerTriger", "9")',
+    )
+    (problem,) = checks.dlt_reader_options(root)
+    assert problem.startswith("dlt/orders_pipeline.py:")
+    assert problem.endswith(": reader option set outside autoloader_options()")
 
 
 def test_short_trigger_timing_is_caught(tmp_path: Path) -> None:
