@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
 
 from orderlake.bundle_config import BundleConfigError, _load_raw, _read_yaml, _select_target
+from tests.support.databricks_cli import pinned_version
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("dev", "prod")
@@ -116,6 +118,11 @@ def test_every_resource_kind_is_checked(target: str) -> None:
     _, resources, _ = _load_raw(ROOT, target)
     assert set(resources) == set(RESOURCE_CLASSES)
     assert all(resources[kind] for kind in RESOURCE_CLASSES)
+
+
+def test_model_version_matches_the_pinned_cli() -> None:
+    """databricks-bundles and the CLI are released together; keep their pins in step."""
+    assert version("databricks-bundles") == pinned_version().removeprefix("v")
 
 
 def test_prod_run_as_is_checked() -> None:
