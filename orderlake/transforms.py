@@ -114,7 +114,9 @@ def passes(constraint: str) -> Column:
 def quarantined(parsed: DataFrame, drop_rules: Mapping[str, str]) -> DataFrame:
     """Rows that fail any drop rule, with their file text and the name of every failed rule."""
     failed = F.filter(
-        F.array(*[F.when(~passes(c), F.lit(name)) for name, c in drop_rules.items()]),
+        F.array(*[F.when(~passes(c), F.lit(name)) for name, c in drop_rules.items()]).cast(
+            "array<string>"  # typed even when there are no drop rules
+        ),
         lambda name: name.isNotNull(),
     )
     reason = F.concat(

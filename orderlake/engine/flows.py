@@ -47,7 +47,7 @@ class FlowContext:
     app_id: str
     table_path: Callable[[str], Path]
     checkpoint_path: Callable[[str], Path]
-    append: Callable[[DataFrame, Path, Dataset, str, int], None]
+    append: Callable[[DataFrame, Path, Dataset, str, int | None], None]
 
 
 def _source_for(ctx: FlowContext, flow: Flow) -> tuple[DataFrame, Dataset]:
@@ -114,9 +114,23 @@ def run_flow(ctx: FlowContext, flow: Flow) -> FlowProgress:
         if failure:
             raise failure[0] from None
         raise
+    _ensure_table(ctx, flow, target, stream)
     if not checked.expectations:
         progress.quality = None
     return progress
+
+
+def _ensure_table(ctx: FlowContext, flow: Flow, target: Dataset, stream: DataFrame) -> None:
+    """A streaming table exists after its first update, even when no rows came yet."""
+    path = ctx.table_path(target.name)
+    if (path / "_delta_log").is_dir():
+        return
+    empty = ctx.spark.createDataFrame([], stream.schema)
+    if isinstance(flow, AutoCdcFlow):
+        tombstones = ctx.table_path(f"__{target.name}_tombstones")
+        apply_batch(ctx.spark, empty, flow, path, tombstones, target.table_properties)
+    else:
+        ctx.append(empty, path, target, flow.name, None)  # no txn: batch ids start at 0
 
 
 def query_flows(graph: PipelineGraph, ingest: set[str]) -> list[Flow]:

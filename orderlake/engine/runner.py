@@ -163,7 +163,7 @@ class LocalPipeline:
                     self.table_path(flow.target),
                     self.graph.dataset(flow.target),
                     flow.name,
-                    0,
+                    None,
                 )
         return found
 
@@ -175,16 +175,15 @@ class LocalPipeline:
         path: Path,
         dataset: Dataset,
         flow: str,
-        version: int,
+        version: int | None,
         user_metadata: str | None = None,
     ) -> None:
         """Idempotent append: Delta skips a (txnAppId, txnVersion) it has already committed."""
-        writer = (
-            frame.write.format("delta")
-            .mode("append")
-            .option("txnAppId", f"{self.pipeline_id}:{flow}")
-            .option("txnVersion", str(version))
-        )
+        writer = frame.write.format("delta").mode("append")
+        if version is not None:
+            writer = writer.option("txnAppId", f"{self.pipeline_id}:{flow}").option(
+                "txnVersion", str(version)
+            )
         if user_metadata:
             writer = writer.option("userMetadata", user_metadata)
         if not DeltaTable.isDeltaTable(self.spark, str(path)):

@@ -1,0 +1,140 @@
+"""End to end on real files and Delta tables: batches, quarantine, rejects, archive, restarts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import HEADER, order_row
+
+
+def _table(spark, warehouse: Path, name: str) -> list[dict]:
+    frame = spark.read.format("delta").load(str(warehouse / "tables" / name))
+    return [r.asDict() for r in frame.collect()]
+
+
+def _target(spark, warehouse: Path) -> dict[str, dict]:
+    return {r["tracking_num"]: r for r in _table(spark, warehouse, "orders_target")}
+
+
+def _names(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
+def test_batches_upsert_check_quarantine_reject_and_archive(
+    tmp_path, spark, drop_file, make_pipeline
+):
+    volume, warehouse = tmp_path / "volume", tmp_path / "warehouse"
+    drop_file(
+        "day1.csv",
+        [
+            order_row("TRK00000001", "2026-03-01T10:00:00Z", status="CREATED"),
+            order_row("trk00000002", "2026-03-01T10:00:00Z"),
+            order_row("TRK00000001", "2026-03-01T12:00:00Z", status="IN_TRANSIT"),
+            order_row("TRK00000003", "2026-03-01T10:00:00Z", amount="-5.00"),  # drop rule
+            order_row("TRK00000004", "2026-03-01T10:00:00Z", status="LOST"),  # warn rule only
+        ],
+    )
+    drop_file("header_only.csv", [])
+    drop_file("no_key.csv", ["O-9,2026-03-01T10:00:00Z"], header="order_id,last_updated")
+    pipeline = make_pipeline()
+    first = pipeline.update()
+
+    assert first.files_loaded == 2 and first.files_rejected == 1
+    assert _names(volume / "source") == set()
+    assert _names(volume / "archive") == {"day1.csv", "header_only.csv"}
+    assert _names(volume / "rejected") == {"no_key.csv", "no_key.csv.error.txt"}
+    report = (volume / "rejected" / "no_key.csv.error.txt").read_text()
+    assert "required columns missing from the header: tracking_num" in report
+
+    target = _target(spark, warehouse)
+    assert set(target) == {"TRK00000001", "TRK00000002", "TRK00000004"}
+    assert target["TRK00000001"]["status"] == "IN_TRANSIT"
+    assert target["TRK00000004"]["status"] == "LOST"
+    quarantine = _table(spark, warehouse, "orders_quarantine")
+    assert [(q["tracking_num"], q["_failed_rules"]) for q in quarantine] == [
+        ("TRK00000003", ["amount_not_negative"])
+    ]
+    quality = first.flow("orders_target").quality.as_details()
+    counts = {e["name"]: e["failed_records"] for e in quality["expectations"]}
+    assert counts["known_status"] == 1 and counts["amount_not_negative"] == 1
+    assert quality["dropped_records"] == 1
+
+    # Second batch: an older update (must lose), a newer one, and a new key.
+    drop_file(
+        "day2.csv",
+        [
+            order_row("TRK00000001", "2026-03-01T11:00:00Z", status="CANCELLED"),
+            order_row("TRK00000002", "2026-03-02T09:00:00+01:00", status="DELIVERED"),
+            order_row("TRK00000005", "2026-03-02 09:00:00"),
+        ],
+    )
+    second = pipeline.update()
+    assert second.bronze_rows == 3
+    target = _target(spark, warehouse)
+    assert target["TRK00000001"]["status"] == "IN_TRANSIT"
+    assert target["TRK00000002"]["status"] == "DELIVERED"
+    assert set(target) == {"TRK00000001", "TRK00000002", "TRK00000004", "TRK00000005"}
+    assert len(_table(spark, warehouse, "orders_bronze")) == 8
+
+    # Nothing new: an update changes nothing.
+    third = pipeline.update()
+    assert third.bronze_rows == 0 and len(_table(spark, warehouse, "orders_bronze")) == 8
+
+
+def test_columns_are_matched_by_header_name_not_position(tmp_path, spark, drop_file, make_pipeline):
+    names = HEADER.split(",")
+    reordered = list(reversed(names))
+    values = dict(
+        zip(names, order_row("TRK00000042", "2026-03-01T10:00:00Z").split(","), strict=True)
+    )
+    drop_file(
+        "reordered.csv",
+        [",".join(values[n] for n in reordered)],
+        header=",".join(n.upper() for n in reordered),
+    )
+    make_pipeline().update()
+    row = _target(spark, tmp_path / "warehouse")["TRK00000042"]
+    assert row["carrier"] == "UPS" and row["destination"] == "LAX" and str(row["amount"]) == "10.00"
+
+
+def test_full_refresh_rebuilds_the_target_from_bronze(tmp_path, spark, drop_file, make_pipeline):
+    drop_file("a.csv", [order_row("TRK00000001", "2026-03-01T10:00:00Z")])
+    pipeline = make_pipeline()
+    pipeline.update()
+    before = _target(spark, tmp_path / "warehouse")
+    refreshed = pipeline.update(full_refresh=True)
+    assert refreshed.flow("orders_target").input_rows == 1
+    after = _target(spark, tmp_path / "warehouse")
+    assert {k: v["status"] for k, v in after.items()} == {k: v["status"] for k, v in before.items()}
+    assert len(_table(spark, tmp_path / "warehouse", "orders_quarantine")) == 0
+
+
+def test_restart_after_a_kill_between_bronze_commit_and_archive(tmp_path, spark, drop_file):
+    drop_file("a.csv", [order_row("TRK00000001", "2026-03-01T10:00:00Z")])
+    drop_file("b.csv", [order_row("TRK00000002", "2026-03-01T10:00:00Z")])
+    volume, warehouse = tmp_path / "volume", tmp_path / "warehouse"
+    command = [
+        sys.executable,
+        "-m",
+        "orderlake.cli",
+        "run",
+        "--volume",
+        str(volume),
+        "--warehouse",
+        str(warehouse),
+    ]
+    env = dict(os.environ, ORDERLAKE_KILL_AT="archive_move:1")
+    crashed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    assert len(_names(volume / "source")) == 1 and len(_names(volume / "archive")) == 1
+
+    restarted = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    assert _names(volume / "source") == set()
+    assert _names(volume / "archive") == {"a.csv", "b.csv"}
+    bronze = _table(spark, warehouse, "orders_bronze")
+    assert sorted(r["tracking_num"] for r in bronze) == ["TRK00000001", "TRK00000002"]
+    assert set(_target(spark, warehouse)) == {"TRK00000001", "TRK00000002"}
