@@ -1,0 +1,126 @@
+"""`python -m bench.profile [--quick]`: where an update's time goes, without touching the engine.
+
+Wraps the engine's stages (ingest, each flow, expectations, the CDC merge) with timers, runs an
+initial and an incremental update, and prints each stage's seconds, the Spark jobs per update
+and the MERGE's own metrics from the Delta history (files rewritten, deletion vectors, ...).
+Extra Spark or table settings to try go in with --conf key=value / --prop key=value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import jobs
+from bench.data import build, drop_into
+from bench.run import SIZES, TMP, start_spark
+
+TIMES: dict[str, float] = defaultdict(float)
+
+
+def timed(name: str, func: Callable) -> Callable:
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            TIMES[name] += time.perf_counter() - start
+
+    return wrapper
+
+
+def instrument() -> None:
+    """Patch timers around the engine's stages (module attributes, not the files)."""
+    from delta.tables import DeltaMergeBuilder
+
+    from orderlake.engine import flows, ingest, runner
+
+    runner.run_ingest = timed("ingest (total)", runner.run_ingest)
+    ingest._plan = timed("ingest: inspect files (Python)", ingest._plan)
+    ingest._archive = timed("ingest: archive moves", ingest._archive)
+    ingest._rows_written = timed("ingest: read back row count", ingest._rows_written)
+    ingest.recover = timed("ingest: recover", ingest.recover)
+    runner.LocalPipeline._append = timed("bronze/quarantine appends", runner.LocalPipeline._append)
+    flows.enforce = timed("flow: expectations", flows.enforce)
+    flows.apply_batch = timed("flow: AUTO CDC apply_batch", flows.apply_batch)
+    DeltaMergeBuilder.execute = timed("  of which MERGE execute", DeltaMergeBuilder.execute)
+    original_run_flow = runner.run_flow
+
+    def run_flow(ctx, flow):
+        return timed(f"flow {flow.name} (total)", original_run_flow)(ctx, flow)
+
+    runner.run_flow = run_flow
+
+
+def merge_metrics(spark, table: Path) -> dict:
+    from delta.tables import DeltaTable
+
+    history = DeltaTable.forPath(spark, str(table)).history(5).collect()
+    for row in history:
+        if row.operation == "MERGE":
+            keep = (
+                "numTargetFilesAdded numTargetFilesRemoved numTargetRowsCopied "
+                "numTargetRowsUpdated numTargetRowsInserted numTargetDeletionVectorsAdded "
+                "numTargetDeletionVectorsRemoved executionTimeMs scanTimeMs rewriteTimeMs"
+            ).split()
+            return {k: row.operationMetrics.get(k) for k in keep if k in row.operationMetrics}
+    return {}
+
+
+def table_files(table: Path) -> tuple[int, float]:
+    files = [p for p in table.glob("**/*.parquet")]
+    return len(files), sum(p.stat().st_size for p in files) / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--big", action="store_true", help="use the big target pair")
+    parser.add_argument("--conf", action="append", default=[], help="spark conf key=value")
+    args = parser.parse_args(argv)
+    sizes = SIZES["quick" if args.quick else "full"]
+    init, inc = (sizes.big, sizes.big_increment) if args.big else (sizes.initial, sizes.increment)
+    data = {}
+    for spec in (sizes.initial, sizes.increment, sizes.big, sizes.big_increment):
+        data[spec.name] = build(spec, TMP / "data", data)
+    work = TMP / "profile"
+    shutil.rmtree(work, ignore_errors=True)
+    spark = start_spark(work / "eventlog")
+    for item in args.conf:
+        key, value = item.split("=", 1)
+        spark.conf.set(key, value)
+    instrument()
+    from orderlake.engine.runner import LocalPipeline
+
+    pipe = LocalPipeline(volume_path=work / "volume", warehouse_path=work / "wh", spark=spark)
+    target = pipe.table_path("orders_target")
+    windows = []
+    for label, spec in (("initial", init), ("incremental", inc)):
+        TIMES.clear()
+        drop_into(data[spec.name], work / "volume" / "source")
+        start = time.time()
+        pipe.update()
+        seconds = time.time() - start
+        windows.append((label, start, time.time()))
+        print(f"\n== {label}: {spec.rows:,} rows in {seconds:.1f} s")
+        for name, value in TIMES.items():
+            print(f"  {name:<40} {value:7.2f} s")
+        print("  merge:", json.dumps(merge_metrics(spark, target)))
+        files, mib = table_files(target)
+        print(f"  target files / MiB: {files} / {mib:.0f}")
+    spark.stop()
+    times = jobs.job_start_times(work / "eventlog")
+    for label, start, end in windows:
+        print(f"  spark jobs during {label}: {jobs.count_in(times, start, end)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
