@@ -24,8 +24,11 @@ DELETE_COLUMN = "__cdc_delete"
 
 @dataclass(frozen=True)
 class CdcResult:
-    upserted_keys: int  # keys whose newest change in the batch is an upsert
-    deleted_keys: int
+    """What the MERGE changed in the target (older or repeated changes change nothing)."""
+
+    inserted: int
+    updated: int
+    deleted: int
 
 
 def value_columns(flow: AutoCdcFlow, source_columns: list[str]) -> list[str]:
@@ -89,26 +92,27 @@ def apply_batch(
                 .where(f"t.{SEQUENCE_COLUMN} IS NULL OR c.{SEQUENCE_COLUMN} > t.{SEQUENCE_COLUMN}")
                 .select("c.*")
             )
-        stats = changes.agg(
-            F.count(F.lit(1)).alias("n"), F.sum(F.col(DELETE_COLUMN).cast("int")).alias("d")
-        ).first()
-        upserts, deletes = (stats["n"] or 0) - (stats["d"] or 0), stats["d"] or 0
         if not DeltaTable.isDeltaTable(spark, str(target_path)):
             _create(spark, changes.drop(DELETE_COLUMN), target_path, table_properties)
         target = DeltaTable.forPath(spark, str(target_path))
         newer = f"s.{SEQUENCE_COLUMN} > t.{SEQUENCE_COLUMN}"
         assignments = {f"`{c}`": f"s.`{c}`" for c in [*flow.keys, *values, SEQUENCE_COLUMN]}
-        (
+        metrics = (
             target.alias("t")
             .merge(changes.alias("s"), _key_condition(flow.keys, "t", "s"))
             .whenMatchedDelete(condition=f"{newer} AND s.{DELETE_COLUMN}")
             .whenMatchedUpdate(condition=newer, set=assignments)
             .whenNotMatchedInsert(condition=f"NOT s.{DELETE_COLUMN}", values=assignments)
             .execute()
+            .first()
         )
-        if deletes:
+        if flow.apply_as_deletes is not None:
             _record_tombstones(spark, changes, flow, tombstone_path)
-        return CdcResult(upserts, deletes)
+        return CdcResult(
+            inserted=int(metrics["num_inserted_rows"]),
+            updated=int(metrics["num_updated_rows"]),
+            deleted=int(metrics["num_deleted_rows"]),
+        )
     finally:
         changes.unpersist()
 

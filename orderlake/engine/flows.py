@@ -81,12 +81,9 @@ def run_flow(ctx: FlowContext, flow: Flow) -> FlowProgress:
                         ctx.table_path(f"__{target.name}_tombstones"),
                         target.table_properties,
                     )
-                    progress.extra["upserted_keys"] = (
-                        progress.extra.get("upserted_keys", 0) + result.upserted_keys
-                    )
-                    progress.extra["deleted_keys"] = (
-                        progress.extra.get("deleted_keys", 0) + result.deleted_keys
-                    )
+                    for name in ("inserted", "updated", "deleted"):
+                        key = f"num_{name}_rows"
+                        progress.extra[key] = progress.extra.get(key, 0) + getattr(result, name)
                 else:
                     ctx.append(kept, ctx.table_path(target.name), target, flow.name, batch_id)
                 kill_point(f"after_write:{flow.name}")
