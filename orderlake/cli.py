@@ -72,9 +72,12 @@ def _report(result: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    pipeline = _pipeline(args)
-    result = pipeline.update(full_refresh=args.full_refresh, wait_seconds=args.wait)
-    _report(result)
+    from orderlake.engine.lock import warehouse_lock
+
+    # Take the lock before starting Spark: a second loader is told at once, not after 20 s.
+    with warehouse_lock(args.warehouse).acquired(args.wait):
+        pipeline = _pipeline(args)
+        _report(pipeline.update(full_refresh=args.full_refresh, lock_held=True))
     return EXIT_OK
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -46,9 +48,15 @@ class ExclusiveLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> ExclusiveLock:
-        self.acquire()
-        return self
+    @contextlib.contextmanager
+    def acquired(self, wait_seconds: float = 0.0) -> Iterator[ExclusiveLock]:
+        self.acquire(wait_seconds)
+        try:
+            yield self
+        finally:
+            self.release()
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+
+def warehouse_lock(warehouse: Path) -> ExclusiveLock:
+    """The lock every update of a warehouse takes."""
+    return ExclusiveLock(Path(warehouse) / "_orderlake" / "lock")

@@ -27,7 +27,7 @@ from orderlake.engine.graph import Dataset, PipelineGraph, QueryFlow
 from orderlake.engine.ingest import IngestContext, IngestResult, probe, run_ingest
 from orderlake.engine.ledger import Ledger, write_atomic
 from orderlake.engine.loader import LocalSparkSession, load_definitions
-from orderlake.engine.lock import ExclusiveLock
+from orderlake.engine.lock import warehouse_lock
 from orderlake.engine.session import get_spark
 from orderlake.settings import REPO_ROOT, PipelineSettings
 
@@ -195,17 +195,14 @@ class LocalPipeline:
 
     # --- updates -------------------------------------------------------------------------------
 
-    def lock(self) -> ExclusiveLock:
-        return ExclusiveLock(self.state_path / "lock")
-
-    def update(self, full_refresh: bool = False, wait_seconds: float = 0.0) -> UpdateResult:
-        """Run one triggered update; holds the warehouse lock while it runs."""
-        lock = self.lock()
-        lock.acquire(wait_seconds)
-        try:
+    def update(
+        self, full_refresh: bool = False, wait_seconds: float = 0.0, lock_held: bool = False
+    ) -> UpdateResult:
+        """Run one triggered update, holding the warehouse lock (unless the caller holds it)."""
+        if lock_held:
             return self._update(full_refresh)
-        finally:
-            lock.release()
+        with warehouse_lock(self.warehouse_path).acquired(wait_seconds):
+            return self._update(full_refresh)
 
     def _update(self, full_refresh: bool) -> UpdateResult:
         started = time.monotonic()
