@@ -67,3 +67,16 @@ def test_a_failing_fail_rule_stops_the_update_with_exit_1(tmp_path, drop_file):
     ran = _cli("run", *_where(tmp_path), "--conf", f"orders.expectations_path={rules}")
     assert ran.returncode == 1
     assert "known_carrier" in ran.stderr and "tracking_num='TRK00000001'" in ran.stderr
+
+
+def test_an_old_java_is_reported_in_one_line(tmp_path):
+    fake_home = tmp_path / "jdk11"
+    (fake_home / "bin").mkdir(parents=True)
+    java = fake_home / "bin" / "java"
+    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.21\" 2023-10-17' >&2\n")
+    java.chmod(0o755)
+    ran = _cli("run", *_where(tmp_path), env={"JAVA_HOME": str(fake_home)})
+    assert ran.returncode == 2
+    assert ran.stderr.strip().splitlines() == [
+        f"orderlake: Java 17+ is required, found Java 11 at {java}"
+    ]
