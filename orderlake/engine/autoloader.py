@@ -8,6 +8,7 @@ columns matched by header name.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,14 @@ class CloudFilesSource:
         return self.options.get("rescuedDataColumn")
 
 
+_GLOB_CHARS = re.compile(r"([\\{}\[\]*?])")
+
+
+def literal_path(path: Path) -> str:
+    """A path Spark reads as exactly that file: Hadoop would expand `[1]`, `*`, `{a,b}`..."""
+    return _GLOB_CHARS.sub(r"\\\1", str(path))
+
+
 @dataclass(frozen=True)
 class FileToRead:
     path: Path
@@ -124,7 +133,7 @@ class LocalAutoLoader:
         """Files grouped by header layout; each group read as text and mapped by name."""
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for f in self.files:
-            groups[f.header].append(str(f.path))
+            groups[f.header].append(literal_path(f.path))
         wanted = [f.name for f in source.schema.fields]
         rescued = source.rescued_column or "_corrupt_record"
         frames = []

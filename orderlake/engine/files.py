@@ -127,6 +127,13 @@ def _read_header(path: Path) -> list[str] | None:
             raise _Reject(f"header line is not valid CSV ({exc})") from None
 
 
+def name_problem(relpath: str) -> str | None:
+    """Why Spark cannot read a file under this name, if it cannot (Hadoop paths refuse ':')."""
+    if ":" in relpath:
+        return "the file name contains ':', which Spark cannot read: rename the file"
+    return None
+
+
 def inspect_file(path: Path, columns: tuple[str, ...], required: tuple[str, ...]) -> Inspection:
     """Decide whether a file can be loaded, before any of it is read by Spark."""
     try:
@@ -163,16 +170,27 @@ def inspect_file(path: Path, columns: tuple[str, ...], required: tuple[str, ...]
         return Inspection("reject", reason=f"unreadable: {exc}")
 
 
-def unique_destination(folder: Path, relpath: str, tag: str) -> Path:
-    """`folder/relpath`, or with `tag` before the suffix when that name is taken."""
+def unique_destination(
+    folder: Path, relpath: str, tag: str, taken: set[Path] | None = None
+) -> Path:
+    """`folder/relpath`, or with `tag` before the suffix when that name is taken.
+
+    `taken` holds destinations already planned for other files of the same update: a file
+    named like another's tagged name (`a.u2.csv`) must not be moved over it.
+    """
+    taken = taken if taken is not None else set()
+
+    def free(path: Path) -> bool:
+        return path not in taken and not path.exists() and not path.is_symlink()
+
     dest = folder / relpath
-    if not dest.exists() and not dest.is_symlink():
+    if free(dest):
         return dest
     name = dest.name
     stem, dot, suffix = name.partition(".")
     for n in range(1, 10_000):
         candidate = dest.with_name(f"{stem}.{tag}{'-' + str(n) if n > 1 else ''}{dot}{suffix}")
-        if not candidate.exists():
+        if free(candidate):
             return candidate
     raise FileExistsError(f"no free name for {dest}")
 

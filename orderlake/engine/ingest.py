@@ -23,10 +23,12 @@ from pyspark.sql import SparkSession
 from orderlake.engine.autoloader import CloudFilesSource, FileToRead, LocalAutoLoader
 from orderlake.engine.faults import kill_point
 from orderlake.engine.files import (
+    Inspection,
     SourceFile,
     inspect_file,
     list_source,
     move,
+    name_problem,
     stat_matches,
     unique_destination,
 )
@@ -128,10 +130,18 @@ def _plan(
     required = tuple(f.name for f in source.schema.fields if not f.nullable)
     tag = f"u{update_id}"
     planned = []
+    taken: set[Path] = set()
     for seen in listing:
-        verdict = inspect_file(source.path / seen.relpath, columns, required)
+        problem = name_problem(seen.relpath)
+        verdict = (
+            Inspection("reject", reason=problem)
+            if problem
+            else inspect_file(source.path / seen.relpath, columns, required)
+        )
+        kill_point("after_inspect")
         folder = rejected_path if verdict.outcome == "reject" else source.archive_path
-        dest = unique_destination(folder, seen.relpath, tag)
+        dest = unique_destination(folder, seen.relpath, tag, taken)
+        taken.add(dest)
         planned.append(
             PlannedFile(
                 seen.relpath,
