@@ -1,18 +1,36 @@
 """Named kill points, so crash tests can SIGKILL the engine at exact steps.
 
 `ORDERLAKE_KILL_AT=<point>[:<n>]` kills the process with SIGKILL the n-th time (default 1st)
-it reaches `<point>`. Unset, a kill point costs one dictionary lookup.
+it reaches `<point>`. When the process leads its own process group (a test started it in a new
+session), the whole group dies at once, its Spark JVM included, as in a real crash. Unset, a
+kill point costs two dictionary lookups.
+
+In-process tests can also hook a point (`on_point`) to pause an update there, e.g. to drop
+files or start a second loader while the first one is at a known step.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 
 _hits: dict[str, int] = {}
+_hooks: dict[str, Callable[[str], None]] = {}
+
+
+def on_point(name: str, hook: Callable[[str], None] | None) -> None:
+    """Call `hook(name)` whenever this process reaches kill point `name` (None removes it)."""
+    if hook is None:
+        _hooks.pop(name, None)
+    else:
+        _hooks[name] = hook
 
 
 def kill_point(name: str) -> None:
+    hook = _hooks.get(name)
+    if hook is not None:
+        hook(name)
     wanted = os.environ.get("ORDERLAKE_KILL_AT")
     if not wanted:
         return
@@ -23,4 +41,6 @@ def kill_point(name: str) -> None:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] >= int(nth):
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
