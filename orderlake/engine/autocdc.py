@@ -16,6 +16,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from orderlake.engine.delta_log import is_delta_table
 from orderlake.engine.graph import AutoCdcFlow
 
 SEQUENCE_COLUMN = "__cdc_sequence"
@@ -82,9 +83,7 @@ def apply_batch(
         key_present = key_present & F.col(key).isNotNull()
     changes = _latest_per_key(batch.where(key_present), flow, values).persist()
     try:
-        if flow.apply_as_deletes is not None and DeltaTable.isDeltaTable(
-            spark, str(tombstone_path)
-        ):
+        if flow.apply_as_deletes is not None and is_delta_table(tombstone_path):
             tomb = spark.read.format("delta").load(str(tombstone_path))
             changes = (
                 changes.alias("c")
@@ -92,7 +91,7 @@ def apply_batch(
                 .where(f"t.{SEQUENCE_COLUMN} IS NULL OR c.{SEQUENCE_COLUMN} > t.{SEQUENCE_COLUMN}")
                 .select("c.*")
             )
-        if not DeltaTable.isDeltaTable(spark, str(target_path)):
+        if not is_delta_table(target_path):
             _create(spark, changes.drop(DELETE_COLUMN), target_path, table_properties)
         target = DeltaTable.forPath(spark, str(target_path))
         newer = f"s.{SEQUENCE_COLUMN} > t.{SEQUENCE_COLUMN}"
@@ -129,7 +128,7 @@ def _record_tombstones(
     spark: SparkSession, changes: DataFrame, flow: AutoCdcFlow, path: Path
 ) -> None:
     tombs = changes.where(F.col(DELETE_COLUMN)).select(*flow.keys, SEQUENCE_COLUMN)
-    if not DeltaTable.isDeltaTable(spark, str(path)):
+    if not is_delta_table(path):
         tombs.limit(0).write.format("delta").save(str(path))
     (
         DeltaTable.forPath(spark, str(path))

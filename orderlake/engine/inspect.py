@@ -55,9 +55,9 @@ def _last_update(events: EventLog, out: Callable[[str], None]) -> None:
 
 
 def show(volume: Path, warehouse: Path, rows: int, out: Callable[[str], None]) -> None:
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
+    from orderlake.engine.delta_log import is_delta_table
     from orderlake.engine.session import get_spark
 
     out(f"volume {volume}")
@@ -68,7 +68,7 @@ def show(volume: Path, warehouse: Path, rows: int, out: Callable[[str], None]) -
     tables = warehouse / "tables"
     out("tables")
     for path in sorted(p for p in tables.glob("*") if not p.name.startswith("__")):
-        if not DeltaTable.isDeltaTable(spark, str(path)):
+        if not is_delta_table(path):
             continue
         frame = spark.read.format("delta").load(str(path))
         out(f"  {path.name:20} {frame.count():>12,} rows")
