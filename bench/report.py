@@ -24,6 +24,7 @@ class Figure:
     peak_rss_mb: float
     cpu_seconds: float = 0.0  # JVM + Python, user + system
     spark_jobs: int | None = None
+    load_avg: float = 0.0  # 1-minute load average at the end: others' work on the machine
     x_baseline: float | None = None  # throughput / naive baseline's throughput
     of_floor: float | None = None  # throughput / raw-append floor's throughput
     note: str = ""
@@ -67,8 +68,8 @@ class Report:
             f"{m['memory_gb']} GB), Spark {m['spark']}, Delta {m['delta']}, Java {m['java']}.",
             "",
             "| scenario | contender | rows | files | target before | s | CPU s | rows/s "
-            "| × baseline | of floor | peak RSS MB | Spark jobs |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| × baseline | of floor | peak RSS MB | Spark jobs | load avg |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for f in self.figures:
             lines.append(
@@ -76,7 +77,7 @@ class Report:
                 f"{f.target_rows_before:,} | {f.seconds:.1f} | {f.cpu_seconds:.0f} | "
                 f"{f.rows_per_s:,.0f} | "
                 f"{_fmt(f.x_baseline, '×')} | {_fmt(f.of_floor, '%')} | {f.peak_rss_mb:,.0f} | "
-                f"{'' if f.spark_jobs is None else f.spark_jobs} |"
+                f"{'' if f.spark_jobs is None else f.spark_jobs} | {f.load_avg:.1f} |"
             )
         if self.scaling:
             lines += ["", "Scaling (incremental seconds into the big target / into the small one):"]

@@ -61,13 +61,16 @@ FLOOR_OF = {"incremental (big target)": "incremental"}
 class Bench:
     """Times contenders, samples memory, and keeps the figures."""
 
-    def __init__(self, spark, sampler: RssSampler, report: Report, work: Path) -> None:
+    def __init__(
+        self, spark, sampler: RssSampler, report: Report, work: Path, out: Path | None = None
+    ) -> None:
         self.spark = spark
         self.sampler = sampler
         self.report = report
         self.work = work
         self.windows: list[tuple[Figure, float, float]] = []
         self.recording = True  # off during warm-up
+        self.out = out  # where partial results go after every figure
 
     def timed(
         self, scenario: str, contender: str, data: DataSet, before: int, run: Callable[[], object]
@@ -87,11 +90,14 @@ class Bench:
             round(end - start, 2),
             round(self.sampler.take_peak() / 2**20),
             round(cpu, 1),
+            load_avg=os.getloadavg()[0],
         )
         if not self.recording:
             return figure
         self.report.figures.append(figure)
         self.windows.append((figure, start, end))
+        if self.out:
+            _finish(self.report, self.out)
         print(
             f"  {scenario:<26} {contender:<9} {figure.seconds:7.1f} s "
             f"({cpu:6.1f} CPU s) {figure.rows_per_s:>10,.0f} rows/s  {figure.peak_rss_mb:,.0f} MB",
@@ -235,21 +241,28 @@ def main(argv: list[str] | None = None) -> int:
         sampler.refresh()
         report = Report(mode, machine_info(spark.version, _delta_version()))
         report.notes.append(_data_note(sizes, data))
-        b = Bench(spark, sampler, report, work / "warmup")
+        b = Bench(spark, sampler, report, work / "warmup", args.out)
         b.recording = False
         print("[bench] warm-up (not recorded)", flush=True)
         for run in chosen.values():
             run(b, pairs(WARMUP)[:1], data)
         b.work, b.recording = work, True
+        # Small pair first for every contender (and watch on its warm target), then the big
+        # pair: the most telling figures land early, and a long run can be cut short.
+        small, big = pairs(sizes)
         for name, run in chosen.items():
-            print(f"[bench] {name}", flush=True)
-            run(b, pairs(sizes), data)
-            _finish(report, args.out)  # partial results survive a later failure
+            print(f"[bench] {name} ({small[1].name} + {small[2].name})", flush=True)
+            run(b, [small], data)
         if "pipeline" in chosen and "watch" not in args.skip:
             from bench.latency import measure_watch
 
             print("[bench] watch latency", flush=True)
             report.latency = measure_watch(b, sizes.watch_files, sizes.watch_rows)
+            _finish(report, args.out)
+        for name, run in chosen.items():
+            if name != "floor":  # the floor does not depend on the target's size
+                print(f"[bench] {name} ({big[1].name} + {big[2].name})", flush=True)
+                run(b, [big], data)
         sampler.sample()
         report.peak_rss_mb = round(max(sampler.overall, sampler.hwm_total()) / 2**20)
         spark.stop()
