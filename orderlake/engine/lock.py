@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,18 +26,27 @@ class ExclusiveLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait_seconds
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
                 if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
                     os.close(fd)
                     raise Busy(
                         f"another orderlake update is running ({holder}; lock {self.path}). "
                         "Wait for it, or pass --wait SECONDS."
                     ) from None
+                if not told:
+                    print(
+                        f"orderlake: another update is running ({holder}); "
+                        f"waiting up to {wait_seconds:g}s for it to finish",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    told = True
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)

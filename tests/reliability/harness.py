@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from orderlake.contract import COLUMN_NAMES, KEY
-from orderlake.synthetic import GeneratedFiles, generate_order_files
+from orderlake.synthetic import INVALID_KINDS, GeneratedFiles, generate_order_files
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = ",".join(COLUMN_NAMES)
@@ -107,6 +107,9 @@ class Volume:
         """Generated order files (see `generate_order_files`); the model follows them."""
         staging = self.root / ".staging"
         kwargs.setdefault("start", datetime(2026, 1, 1, tzinfo=UTC))
+        # The generator's "bad_key" kind includes a lower-case key, which the pipeline accepts
+        # (keys are upper-cased): that row is not invalid, so the model would be wrong.
+        kwargs.setdefault("invalid_kinds", [k for k in INVALID_KINDS if k != "bad_key"])
         generated = generate_order_files(staging, **kwargs)
         for path in generated.paths:
             self.drop(path.name, path.read_bytes())
