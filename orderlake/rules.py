@@ -138,6 +138,11 @@ def check_constraints(ruleset: RuleSet, spark: Any) -> None:
             raise RuleError(
                 ruleset.path, rule.name, "constraint must be deterministic (no rand, reflect, ...)"
             )
+        jvm_expressions = spark._jvm.org.apache.spark.sql.catalyst.expressions
+        if jvm_expressions.SubqueryExpression.hasSubquery(analyzed):
+            # A subquery could read any file or table (csv.`/etc/passwd`); Databricks
+            # expectations do not take subqueries either.
+            raise RuleError(ruleset.path, rule.name, "constraint must not contain a subquery")
 
 
 def _rule_columns_frame(spark: Any) -> Any:
