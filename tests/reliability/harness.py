@@ -357,8 +357,17 @@ class CliRun:
         return f"orderlake {' '.join(self.args)} -> {self.returncode}\n{tail}"
 
 
+# Fake credentials every child process gets in its environment; no output may show them.
+FAKE_SECRETS = {
+    "DATABRICKS_TOKEN": "dapi" + "0123456789abcdef" * 2,
+    "AWS_SECRET_ACCESS_KEY": "orderlake-test-secret-9f8e7d6c5b4a",
+    "DATABRICKS_CLIENT_SECRET": "orderlake-test-client-secret-1a2b3c",
+}
+
+
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(FAKE_SECRETS)
     env.pop("ORDERLAKE_KILL_AT", None)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("ORDERLAKE_DRIVER_MEMORY", "1g")
@@ -441,6 +450,9 @@ def finish_cli(
     out, err = proc.orderlake_logs  # type: ignore[attr-defined]
     out.close()
     err.close()
+    printed = output_of(proc)
+    for name, secret in FAKE_SECRETS.items():
+        assert secret not in printed, f"{name} printed by orderlake {proc.orderlake_args}"  # type: ignore[attr-defined]
     return CliRun(
         list(proc.orderlake_args),  # type: ignore[attr-defined]
         proc.returncode,
