@@ -99,6 +99,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     def run_update() -> None:
         _report(pipeline.update(wait_seconds=3600))
 
+    # A killed update may have archived every file already: no new file would trigger the
+    # update that finishes it (its rows are in bronze, not yet downstream). Finish it first.
+    started = [e for e in pipeline.events.events() if e["event_type"] == "update_progress"]
+    if started and started[-1]["details"]["update_progress"].get("state") == "RUNNING":
+        _say(f"update {started[-1]['origin']['update_id']} was interrupted: finishing it")
+        run_update()
+
     watch(
         Path(pipeline.settings.source_path),
         run_update,

@@ -178,3 +178,18 @@ def test_killed_again_during_recovery(volume, pipeline_for, tmp_path, record):
     pipeline_for(volume).update()
     check_all(pipeline_for(volume).spark, volume)
     record("kill", name="three kills in a row, during recovery", command="run")
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("at", ["after_archive", "before_write:orders_target"])
+def test_restarted_watch_finishes_the_killed_update(at, volume, pipeline_for, tmp_path, record):
+    """Killed once every file was archived: a restarted `watch` sees an empty source/ and must
+    still finish the update (its rows are in bronze, not yet in the target)."""
+    prepare(volume, pipeline_for)
+    crashed = run_and_kill(volume, Kill(at, at=at, command="watch"), tmp_path / "logs")
+    assert crashed.killed, crashed.describe()
+    args = ["watch", *volume_args(volume), *WATCH_ARGS[:-1], "5"]  # idle-exit after 5 s
+    restarted = finish_cli(start_cli(args, tmp_path / "logs"), timeout=900)
+    assert restarted.returncode == 0, restarted.describe()
+    check_all(pipeline_for(volume).spark, volume)
+    record("kill", name=f"watch: {at}, restarted as watch", command="watch")
