@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from orderlake.engine.delta_log import is_delta_table
@@ -56,16 +56,14 @@ def _latest_per_key(batch: DataFrame, flow: AutoCdcFlow, values: list[str]) -> D
             else F.lit(False)
         ).alias(DELETE_COLUMN),
     )
-    newest_first = Window.partitionBy(*flow.keys).orderBy(F.col(SEQUENCE_COLUMN).desc())
-    return (
-        staged.withColumn("__rank", F.row_number().over(newest_first))
-        .where("__rank = 1")
-        .drop("__rank")
-    )
+    # One row per key: the change with the highest sequence (a hash aggregate, no sort).
+    latest = F.max_by(F.struct(*values, SEQUENCE_COLUMN, DELETE_COLUMN), F.col(SEQUENCE_COLUMN))
+    return staged.groupBy(*flow.keys).agg(latest.alias("__latest")).select(*flow.keys, "__latest.*")
 
 
 def _key_condition(keys: list[str], left: str, right: str) -> str:
-    return " AND ".join(f"{left}.`{k}` <=> {right}.`{k}`" for k in keys)
+    # Plain `=`: NULL keys never reach the MERGE, and `=` lets Spark use a hash join.
+    return " AND ".join(f"{left}.`{k}` = {right}.`{k}`" for k in keys)
 
 
 def apply_batch(
@@ -81,7 +79,10 @@ def apply_batch(
     key_present = F.lit(True)
     for key in flow.keys:
         key_present = key_present & F.col(key).isNotNull()
-    changes = _latest_per_key(batch.where(key_present), flow, values).persist()
+    latest = _latest_per_key(batch.where(key_present), flow, values)
+    if flow.apply_as_deletes is not None:
+        latest = latest.persist()  # read again for the tombstones
+    changes = latest
     try:
         if flow.apply_as_deletes is not None and is_delta_table(tombstone_path):
             tomb = spark.read.format("delta").load(str(tombstone_path))
@@ -113,7 +114,7 @@ def apply_batch(
             deleted=int(metrics["num_deleted_rows"]),
         )
     finally:
-        changes.unpersist()
+        latest.unpersist()
 
 
 def _create(spark: SparkSession, rows: DataFrame, path: Path, properties: dict[str, str]) -> None:
