@@ -65,7 +65,8 @@ class Report:
         m = self.machine
         lines = [
             f"Benchmark `{self.mode}` run {m['date']} on {m['cpu']} ({m['cores']} cores, "
-            f"{m['memory_gb']} GB), Spark {m['spark']}, Delta {m['delta']}, Java {m['java']}.",
+            f"{m['memory_gb']} GB), Spark {m['spark']}, Delta {m['delta']}, Java {m['java']}, "
+            f"commit {m.get('commit', '?')}.",
             "",
             "| scenario | contender | rows | files | target before | s | CPU s | rows/s "
             "| × baseline | of floor | peak RSS MB | Spark jobs | load avg |",
@@ -117,6 +118,13 @@ def machine_info(spark_version: str, delta_version: str) -> dict:
             break
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    git = ["git", "-C", str(Path(__file__).resolve().parent.parent)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "orderlake", "dlt"], capture_output=True, text=True
+    ).stdout.strip()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
@@ -126,4 +134,5 @@ def machine_info(spark_version: str, delta_version: str) -> dict:
         "java": java.split('"')[1] if '"' in java else java.strip(),
         "spark": spark_version,
         "delta": delta_version,
+        "commit": commit + (" (engine files modified)" if dirty else ""),
     }

@@ -97,6 +97,7 @@ class Bench:
         self.report.figures.append(figure)
         self.windows.append((figure, start, end))
         if self.out:
+            self.report.peak_rss_mb = round(self.sampler.overall / 2**20)
             _finish(self.report, self.out)
         print(
             f"  {scenario:<26} {contender:<9} {figure.seconds:7.1f} s "
