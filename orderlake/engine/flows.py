@@ -7,6 +7,7 @@ appends carry `txnAppId`/`txnVersion` = batch id, AUTO CDC merges are sequence-g
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class FlowContext:
     table_path: Callable[[str], Path]
     checkpoint_path: Callable[[str], Path]
     append: Callable[[DataFrame, Path, Dataset, str, int | None], None]
+    # Makes `spark.readStream.table(name)` give this batch while the context is open.
+    bind: Callable[[str, DataFrame], AbstractContextManager[None]]
 
 
 def _source_for(ctx: FlowContext, flow: Flow) -> tuple[DataFrame, Dataset]:
@@ -57,51 +60,86 @@ def _source_for(ctx: FlowContext, flow: Flow) -> tuple[DataFrame, Dataset]:
     return flow.func(), ctx.graph.dataset(flow.target)
 
 
-def run_flow(ctx: FlowContext, flow: Flow) -> FlowProgress:
+def _write_batch(
+    ctx: FlowContext,
+    flow: Flow,
+    frame: DataFrame,
+    checked: Dataset,
+    batch_id: int,
+    progress: FlowProgress,
+) -> None:
+    """Expectations, then the flow's idempotent write, for one micro-batch of one flow."""
     target = ctx.graph.dataset(flow.target)
-    stream, checked = _source_for(ctx, flow)
-    progress = FlowProgress(flow.name, target.name, quality=QualityReport(checked.name, {}))
+    kept, report = enforce(frame, checked.expectations, checked.name)
+    if report.total == 0:
+        return
+    kill_point(f"before_write:{flow.name}")
+    if isinstance(flow, AutoCdcFlow):
+        result = apply_batch(
+            ctx.spark,
+            kept,
+            flow,
+            ctx.table_path(target.name),
+            ctx.table_path(f"__{target.name}_tombstones"),
+            target.table_properties,
+        )
+        for name in ("inserted", "updated", "deleted"):
+            key = f"num_{name}_rows"
+            progress.extra[key] = progress.extra.get(key, 0) + getattr(result, name)
+    else:
+        ctx.append(kept, ctx.table_path(target.name), target, flow.name, batch_id)
+    kill_point(f"after_write:{flow.name}")
+    progress.batches += 1
+    progress.input_rows += report.total
+    progress.output_rows += report.total - report.dropped
+    assert progress.quality is not None
+    progress.quality.merge(report)
+
+
+def run_flows(ctx: FlowContext, flows: list[Flow], source: str | None) -> list[FlowProgress]:
+    """Run flows from one checkpoint, in one streaming query.
+
+    With `source` (the one table all of them read), the query streams that table and, for each
+    micro-batch, evaluates every flow's query on the batch (the batch stands in for
+    `spark.readStream.table(source)`): the new rows are read and cached once for all flows.
+    Without it, the one flow's own streaming query runs as written.
+    """
+    checked = {f.name: _source_for(ctx, f)[1] for f in flows}
+    progress = {
+        f.name: FlowProgress(f.name, f.target, quality=QualityReport(checked[f.name].name, {}))
+        for f in flows
+    }
+    if source is None:
+        [only] = flows
+        stream = _source_for(ctx, only)[0]
+    else:
+        stream = ctx.spark.readStream.table(source)
     failure: list[BaseException] = []
 
     def each_batch(batch: DataFrame, batch_id: int) -> None:
         try:
             batch = batch.persist()
             try:
-                kept, report = enforce(batch, checked.expectations, checked.name)
-                total = report.total
-                if total == 0:
-                    return
-                kill_point(f"before_write:{flow.name}")
-                if isinstance(flow, AutoCdcFlow):
-                    result = apply_batch(
-                        ctx.spark,
-                        kept,
-                        flow,
-                        ctx.table_path(target.name),
-                        ctx.table_path(f"__{target.name}_tombstones"),
-                        target.table_properties,
+                for flow in flows:
+                    if source is None:
+                        frame = batch
+                    else:
+                        with ctx.bind(source, batch):
+                            frame = _source_for(ctx, flow)[0]
+                    _write_batch(
+                        ctx, flow, frame, checked[flow.name], batch_id, progress[flow.name]
                     )
-                    for name in ("inserted", "updated", "deleted"):
-                        key = f"num_{name}_rows"
-                        progress.extra[key] = progress.extra.get(key, 0) + getattr(result, name)
-                else:
-                    ctx.append(kept, ctx.table_path(target.name), target, flow.name, batch_id)
-                kill_point(f"after_write:{flow.name}")
-                progress.batches += 1
-                progress.input_rows += total
-                progress.output_rows += total - report.dropped
-                assert progress.quality is not None
-                progress.quality.merge(report)
             finally:
                 batch.unpersist()
         except BaseException as exc:  # surfaced after the query stops, with its own type
             failure.append(exc)
             raise
 
+    name = group_name(flows)
     query = (
         stream.writeStream.foreachBatch(each_batch)
-        .option("checkpointLocation", str(ctx.checkpoint_path(flow.name)))
-        .queryName(f"orderlake_{flow.name}")
+        .option("checkpointLocation", str(ctx.checkpoint_path(name)))
+        .queryName(f"orderlake_{name}")
         .trigger(availableNow=True)
         .start()
     )
@@ -111,10 +149,16 @@ def run_flow(ctx: FlowContext, flow: Flow) -> FlowProgress:
         if failure:
             raise failure[0] from None
         raise
-    _ensure_table(ctx, flow, target, stream)
-    if not checked.expectations:
-        progress.quality = None
-    return progress
+    for flow in flows:
+        _ensure_table(ctx, flow, ctx.graph.dataset(flow.target), _source_for(ctx, flow)[0])
+        if not checked[flow.name].expectations:
+            progress[flow.name].quality = None
+    return [progress[f.name] for f in flows]
+
+
+def group_name(flows: list[Flow]) -> str:
+    """The checkpoint name of flows run together (changing the group needs a full refresh)."""
+    return "+".join(sorted(f.name for f in flows))
 
 
 def _ensure_table(ctx: FlowContext, flow: Flow, target: Dataset, stream: DataFrame) -> None:
@@ -135,4 +179,4 @@ def query_flows(graph: PipelineGraph, ingest: set[str]) -> list[Flow]:
     return [f for f in graph.table_flows() if f.name not in ingest]
 
 
-__all__ = ["FlowContext", "FlowProgress", "QueryFlow", "query_flows", "run_flow"]
+__all__ = ["FlowContext", "FlowProgress", "QueryFlow", "group_name", "query_flows", "run_flows"]

@@ -65,6 +65,9 @@ class _StreamReader:
 
     def table(self, name: str) -> DataFrame:
         self._session.tables_read.add(name)
+        bound = self._session.bound.get(name)
+        if bound is not None:
+            return bound
         return self._session.real.readStream.options(**self._options).table(name)
 
 
@@ -75,6 +78,16 @@ class LocalSparkSession:
         self.real = real
         self.autoloader = autoloader
         self.tables_read: set[str] = set()
+        self.bound: dict[str, DataFrame] = {}
+
+    @contextlib.contextmanager
+    def bind(self, table: str, frame: DataFrame) -> Iterator[None]:
+        """While open, `readStream.table(table)` returns `frame` (a micro-batch)."""
+        self.bound[table] = frame
+        try:
+            yield
+        finally:
+            self.bound.pop(table, None)
 
     @property
     def readStream(self) -> _StreamReader:  # noqa: N802 - mirrors SparkSession

@@ -23,7 +23,7 @@ from orderlake.bundle_config import load_bundle
 from orderlake.engine.autoloader import LocalAutoLoader
 from orderlake.engine.delta_log import is_delta_table
 from orderlake.engine.eventlog import EventLog
-from orderlake.engine.flows import FlowContext, FlowProgress, query_flows, run_flow
+from orderlake.engine.flows import FlowContext, FlowProgress, query_flows, run_flows
 from orderlake.engine.graph import Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.ingest import IngestContext, IngestResult, probe, run_ingest
 from orderlake.engine.ledger import Ledger, write_atomic
@@ -261,6 +261,7 @@ class LocalPipeline:
                 self.table_path,
                 self.checkpoint_path,
                 self._append,
+                self.session.bind,
             )
             flows = query_flows(self.graph, {f.name for f in self.ingest_flows})
             for wave in flow_waves(flows, self._tables_read):
@@ -299,22 +300,35 @@ class LocalPipeline:
         return set(self.session.tables_read)
 
     def _run_wave(self, ctx: FlowContext, wave: list[Flow]) -> list[FlowProgress]:
-        """Independent flows run side by side: on 2 cores their fixed costs overlap."""
+        """Flows reading the same single table share one query; the groups run side by side."""
+        groups: dict[str | None, list[Flow]] = {}
+        singles: list[list[Flow]] = []
+        for flow in wave:
+            reads = self._tables_read(flow)
+            if len(reads) == 1:
+                groups.setdefault(next(iter(reads)), []).append(flow)
+            else:
+                singles.append([flow])
+        runs = [(source, flows) for source, flows in groups.items()]
+        runs += [(None, flows) for flows in singles]
 
-        def one(flow: Flow) -> FlowProgress:
-            self.progress(f"{flow.name}: applying new rows to {flow.target}")
-            progress = run_flow(ctx, flow)
-            self._register(flow.target)
-            self.progress(
-                f"{flow.name}: {progress.input_rows:,} rows in, {progress.output_rows:,} kept"
-            )
-            return progress
+        def one(source: str | None, flows: list[Flow]) -> list[FlowProgress]:
+            names = ", ".join(f.name for f in flows)
+            self.progress(f"{names}: applying new rows" + (f" of {source}" if source else ""))
+            done = run_flows(ctx, flows, source)
+            for progress in done:
+                self._register(progress.dataset)
+                self.progress(
+                    f"{progress.flow}: {progress.input_rows:,} rows in, "
+                    f"{progress.output_rows:,} kept"
+                )
+            return done
 
-        if len(wave) == 1:
-            return [one(wave[0])]
-        with ThreadPoolExecutor(max_workers=len(wave), thread_name_prefix="flow") as pool:
-            futures = [pool.submit(one, flow) for flow in wave]
-        return [future.result() for future in futures]  # re-raises the first failure
+        if len(runs) == 1:
+            return one(*runs[0])
+        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="flow") as pool:
+            futures = [pool.submit(one, source, flows) for source, flows in runs]
+        return [p for future in futures for p in future.result()]  # re-raises a failure
 
     def _emit_ingest(self, update_id: int, ingested: IngestResult) -> None:
         self.events.emit(
@@ -339,8 +353,8 @@ class LocalPipeline:
         """Full refresh: drop every table not fed by Auto Loader, and its checkpoints."""
         self.progress("full refresh: rebuilding downstream tables from bronze")
         ingest_targets = {f.target for f in self.ingest_flows}
-        for flow in query_flows(self.graph, {f.name for f in self.ingest_flows}):
-            shutil.rmtree(self.checkpoint_path(flow.name), ignore_errors=True)
+        # Every checkpoint belongs to a downstream flow (Auto Loader flows use the ledger).
+        shutil.rmtree(self.warehouse_path / "_checkpoints", ignore_errors=True)
         for dataset in self.graph.datasets.values():
             if dataset.kind != "table" or dataset.name in ingest_targets:
                 continue
