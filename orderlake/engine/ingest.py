@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from orderlake.engine.autoloader import CloudFilesSource, FileToRead, LocalAutoLoader
+from orderlake.engine.delta_log import find_commit
 from orderlake.engine.faults import kill_point
 from orderlake.engine.files import (
     Inspection,
@@ -67,16 +67,12 @@ def _metadata_tag(update_id: int) -> str:
 
 def bronze_committed(spark: SparkSession, table: Path, update_id: int) -> bool:
     """Did the bronze append of `update_id` commit? (Its commit carries the update id.)"""
-    if not DeltaTable.isDeltaTable(spark, str(table)):
-        return False
-    history = DeltaTable.forPath(spark, str(table)).history(50)
-    return history.where(history.userMetadata == _metadata_tag(update_id)).limit(1).count() > 0
+    return find_commit(table, _metadata_tag(update_id)) is not None
 
 
 def _rows_written(spark: SparkSession, table: Path, update_id: int) -> int:
-    history = DeltaTable.forPath(spark, str(table)).history(20)
-    row = history.where(history.userMetadata == _metadata_tag(update_id)).first()
-    return int((row.operationMetrics or {}).get("numOutputRows", 0)) if row else 0
+    info = find_commit(table, _metadata_tag(update_id)) or {}
+    return int((info.get("operationMetrics") or {}).get("numOutputRows", 0))
 
 
 def probe(flow: QueryFlow, autoloader: LocalAutoLoader) -> CloudFilesSource | None:

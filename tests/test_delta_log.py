@@ -1,0 +1,22 @@
+"""Reading commit info straight from _delta_log agrees with Delta's own history."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+
+from orderlake.engine.delta_log import find_commit, is_delta_table
+
+
+def test_find_commit_by_user_metadata(spark, tmp_path):
+    path = tmp_path / "t"
+    assert not is_delta_table(path) and find_commit(path, "x") is None
+    spark.range(3).write.format("delta").option("userMetadata", "first").save(str(path))
+    spark.range(5).write.format("delta").mode("append").option("userMetadata", "second").save(
+        str(path)
+    )
+    assert is_delta_table(path)
+    info = find_commit(path, "second")
+    assert info is not None and info["operationMetrics"]["numOutputRows"] == "5"
+    history = DeltaTable.forPath(spark, str(path)).history().where("userMetadata = 'first'")
+    assert find_commit(path, "first")["operation"] == history.first().operation
+    assert find_commit(path, "third") is None
