@@ -215,7 +215,7 @@ def _corrupt(rng: random.Random, values: list[str], kind: str) -> None:
     if kind == "bad_key":
         values[0] = rng.choice(
             (
-                f"{values[0][:4]}a{values[0][4:]}",  # lower case
+                f"{values[0][:4]}_{values[0][4:]}",  # a character outside [A-Z0-9]
                 values[0][:5],  # too short
                 f"{values[0]}-X",
                 "A" * 36,  # too long
