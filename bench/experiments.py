@@ -20,10 +20,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bench.data import build, drop_into
+from bench.data import drop_into
 from bench.memory import cpu_seconds, descendants
 from bench.profile import merge_metrics, table_files
-from bench.run import SIZES, TMP, start_spark
+from bench.run import TMP, pair_data, start_spark
 
 
 def changes_of(spark, pipe, spec_name: str) -> tuple[DataFrame, object, list[str]]:
@@ -87,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="run each variant N times")
     parser.add_argument("--reuse", action="store_true", help="reuse the loaded tables of a run")
     args = parser.parse_args(argv)
-    sizes = SIZES["quick" if args.quick else "full"]
-    init, inc = (sizes.big, sizes.big_increment) if args.big else (sizes.initial, sizes.increment)
-    data = {}
-    for spec in (sizes.initial, sizes.increment, sizes.big, sizes.big_increment):
-        data[spec.name] = build(spec, TMP / "data", data)
+    init, inc, data = pair_data(args.quick, args.big)
     work = (
         TMP
         / ("experiments_big" if args.big else "experiments")

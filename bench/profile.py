@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import jobs
-from bench.data import build, drop_into
-from bench.run import SIZES, TMP, start_spark
+from bench.data import drop_into
+from bench.run import TMP, pair_data, start_spark
 
 TIMES: dict[str, float] = defaultdict(float)
 
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="use the big target pair")
     parser.add_argument("--conf", action="append", default=[], help="spark conf key=value")
     args = parser.parse_args(argv)
-    sizes = SIZES["quick" if args.quick else "full"]
-    init, inc = (sizes.big, sizes.big_increment) if args.big else (sizes.initial, sizes.increment)
-    data = {}
-    for spec in (sizes.initial, sizes.increment, sizes.big, sizes.big_increment):
-        data[spec.name] = build(spec, TMP / "data", data)
+    init, inc, data = pair_data(args.quick, args.big)
     work = TMP / "profile"
     shutil.rmtree(work, ignore_errors=True)
     spark = start_spark(work / "eventlog")

@@ -54,6 +54,16 @@ SIZES = {
     ),
 }
 
+
+def pair_data(quick: bool, big: bool) -> tuple[Spec, Spec, dict[str, DataSet]]:
+    """The (initial, increment) specs of one size and target, with every data set built."""
+    sizes = SIZES["quick" if quick else "full"]
+    init, inc = (sizes.big, sizes.big_increment) if big else (sizes.initial, sizes.increment)
+    data: dict[str, DataSet] = {}
+    for spec in (sizes.initial, sizes.increment, sizes.big, sizes.big_increment):
+        data[spec.name] = build(spec, TMP / "data", data)
+    return init, inc, data
+
 # The floor has no target to grow: an increment's floor is the append of the same files.
 FLOOR_OF = {"incremental (big target)": "incremental"}
 
