@@ -91,7 +91,7 @@ changes = st.lists(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batches=st.lists(changes, min_size=1, max_size=3))
 def test_matches_a_plain_python_scd1_model(spark, tmp_path_factory, batches):
     tmp = tmp_path_factory.mktemp("prop")
