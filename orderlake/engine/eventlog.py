@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,32 @@ class EventLog:
                 continue  # a line cut by a crash
         return out
 
+    def _lines_from_end(self, block: int = 1 << 16) -> Iterator[str]:
+        """The log's lines, newest first, reading only as far back as the caller goes."""
+        with open(self.path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            position, tail = handle.tell(), b""
+            while position > 0:
+                step = min(block, position)
+                position -= step
+                handle.seek(position)
+                lines = (handle.read(step) + tail).split(b"\n")
+                tail = lines.pop(0)  # may be cut: completed by the next block
+                for line in reversed(lines):
+                    if line.strip():
+                        yield line.decode("utf-8", errors="replace")
+            if tail.strip():
+                yield tail.decode("utf-8", errors="replace")
+
     def last_update_id(self) -> str | None:
-        for event in reversed(self.events()):
+        """The newest update's id; reads from the end, so it stays cheap as the log grows."""
+        if not self.path.exists():
+            return None
+        for line in self._lines_from_end():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
             if event["event_type"] == "update_progress":
                 return event["origin"]["update_id"]
         return None
