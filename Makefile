@@ -26,11 +26,13 @@ run: setup
 	$(BIN)/orderlake watch --volume $(VOLUME) --warehouse $(WAREHOUSE) $(WATCH_ARGS) $(ARGS)
 	$(BIN)/orderlake show --volume $(VOLUME) --warehouse $(WAREHOUSE)
 
+# The real Databricks CLI (built once from source with Go, cached) validates the bundle in the
+# tests; REQUIRE_DATABRICKS_CLI=0 lets those tests skip on a machine without Go.
+REQUIRE_DATABRICKS_CLI ?= 1
 test: setup
-	@# The CLI build is refused by the Go proxy here; its tests skip with the reason.
-	bash scripts/install-databricks-cli.sh || echo "Databricks CLI not installed: CLI validate tests will skip"
+	bash scripts/install-databricks-cli.sh >/dev/null || [ "$(REQUIRE_DATABRICKS_CLI)" = 0 ]
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	ORDERLAKE_REQUIRE_DATABRICKS_CLI=$(REQUIRE_DATABRICKS_CLI) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -35,7 +35,7 @@ def fake_binary(path: Path) -> Path:
 def test_proxy_refusal_in_build_log_gives_the_specific_reason(cache: Path) -> None:
     cache.mkdir(parents=True)
     (cache / "build.log").write_text(
-        "reading https://proxy/github.com/databricks/cli/@v/v1.22.1.info: 403 Forbidden\n"
+        "reading https://proxy/github.com/databricks/cli/@v/v0.298.0.info: 403 Forbidden\n"
         "\tserver response: This module version is not available.\n"
     )
     assert dc.find_cli() is None

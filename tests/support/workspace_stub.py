@@ -50,16 +50,27 @@ class Pipeline:
 class WorkspaceState:
     """What the stand-in workspace holds; tests arrange it and inspect it."""
 
-    def __init__(self) -> None:
+    def __init__(self, user: str = "deployer@example.com") -> None:
         self.lock = threading.Lock()
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = set()
+        # Workspace-tree folders (not volumes), keyed without the /Workspace prefix.
+        self.workspace_dirs: dict[str, int] = {}
         self.pipelines: dict[str, Pipeline] = {}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.unknown: list[tuple[str, str]] = []
         self.token = TOKEN
-        self.user = "deployer@example.com"
+        self.user = user  # who the token belongs to: a user's e-mail or a principal's app ID
+        for folder in ("/", "/Users", f"/Users/{self.user}", "/Shared"):
+            self.mkdirs_workspace(folder)
+
+    def mkdirs_workspace(self, path: str) -> None:
+        """Create a workspace folder and its parents, the way /workspace/mkdirs does."""
+        key = _workspace_key(path)
+        while key not in self.workspace_dirs:
+            self.workspace_dirs[key] = len(self.workspace_dirs) + 1000
+            key = key.rsplit("/", 1)[0] or "/"
 
     def add_pipeline(self, name: str, states: list[str] | None = None) -> Pipeline:
         pipeline = Pipeline(pipeline_id=str(uuid.uuid4()), name=name)
@@ -74,6 +85,14 @@ class WorkspaceState:
         while parent and parent != "/":
             self.dirs.add(parent)
             parent = parent.rsplit("/", 1)[0]
+
+
+def _workspace_key(path: str) -> str:
+    """`/Workspace/Users/x` and `/Users/x` name the same object, as on a real workspace."""
+    path = "/" + path.strip("/")
+    if path == "/Workspace" or path.startswith("/Workspace/"):
+        path = path[len("/Workspace") :] or "/"
+    return path
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -168,10 +187,30 @@ class _Server(ThreadingHTTPServer):
                 "groups": [{"display": "users"}],
             }
         if path == "/api/2.0/workspace/get-status":
-            return _error(
-                404, "RESOURCE_DOES_NOT_EXIST", f"Path ({query.get('path')}) doesn't exist."
-            )
+            wanted = query.get("path", "")
+            with s.lock:
+                object_id = s.workspace_dirs.get(_workspace_key(wanted))
+            if object_id is None:
+                return _error(404, "RESOURCE_DOES_NOT_EXIST", f"Path ({wanted}) doesn't exist.")
+            return 200, {"object_type": "DIRECTORY", "path": wanted, "object_id": object_id}
+        if path.startswith("/api/2.0/permissions/directories/") and method == "GET":
+            # Home folders: the owner manages; everything: workspace admins manage.
+            object_id = path.rsplit("/", 1)[-1]
+            acl = [
+                {"group_name": "admins", "all_permissions": [{"permission_level": "CAN_MANAGE"}]}
+            ]
+            if object_id == str(s.workspace_dirs.get(f"/Users/{s.user}")):
+                # A principal's folder is named by its application ID; a user's by e-mail.
+                who = "user_name" if "@" in s.user else "service_principal_name"
+                acl.append({who: s.user, "all_permissions": [{"permission_level": "CAN_MANAGE"}]})
+            return 200, {
+                "object_id": f"/directories/{object_id}",
+                "object_type": "directory",
+                "access_control_list": acl,
+            }
         if path == "/api/2.0/workspace/mkdirs" and method == "POST":
+            with s.lock:
+                s.mkdirs_workspace(json.loads(body or b"{}").get("path", "/"))
             return 200, {}
         if path == "/api/2.1/unity-catalog/current-metastore-assignment":
             return 200, {
@@ -303,8 +342,8 @@ def _like(name: str, pattern: str) -> bool:
 class WorkspaceStub:
     """Run the stand-in on a random 127.0.0.1 port; use as a context manager."""
 
-    def __init__(self) -> None:
-        self.state = WorkspaceState()
+    def __init__(self, user: str = "deployer@example.com") -> None:
+        self.state = WorkspaceState(user)
         self._server = _Server(self.state)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
