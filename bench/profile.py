@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--big", action="store_true", help="use the big target pair")
+    parser.add_argument("--jobs", action="store_true", help="print each Spark job's time")
     parser.add_argument("--conf", action="append", default=[], help="spark conf key=value")
     args = parser.parse_args(argv)
     init, inc, data = pair_data(args.quick, args.big)
@@ -122,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  target files / MiB: {files} / {mib:.0f}")
     spark.stop()
     times = jobs.job_start_times(work / "eventlog")
+    spans = jobs.job_spans(work / "eventlog")
     for label, start, end in windows:
         print(f"  spark jobs during {label}: {jobs.count_in(times, start, end)}")
+        if args.jobs:
+            for begin, finish, site in spans:
+                if start * 1000 <= begin <= end * 1000:
+                    print(f"    +{begin / 1000 - start:6.2f}s {(finish - begin) / 1000:6.2f}s  {site}")
     return 0
 
 

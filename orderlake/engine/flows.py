@@ -118,19 +118,20 @@ def run_flows(ctx: FlowContext, flows: list[Flow], source: str | None) -> list[F
 
     def each_batch(batch: DataFrame, batch_id: int) -> None:
         try:
-            batch = batch.persist()
+            frames = _batch_frames(ctx, flows, source, batch)
             try:
                 for flow in flows:
-                    if source is None:
-                        frame = batch
-                    else:
-                        with ctx.bind(source, batch):
-                            frame = _source_for(ctx, flow)[0]
                     _write_batch(
-                        ctx, flow, frame, checked[flow.name], batch_id, progress[flow.name]
+                        ctx,
+                        flow,
+                        frames[flow.name],
+                        checked[flow.name],
+                        batch_id,
+                        progress[flow.name],
                     )
             finally:
-                batch.unpersist()
+                for frame in frames.values():
+                    frame.unpersist()
         except BaseException as exc:  # surfaced after the query stops, with its own type
             failure.append(exc)
             raise
@@ -154,6 +155,26 @@ def run_flows(ctx: FlowContext, flows: list[Flow], source: str | None) -> list[F
         if not checked[flow.name].expectations:
             progress[flow.name].quality = None
     return [progress[f.name] for f in flows]
+
+
+def _batch_frames(
+    ctx: FlowContext, flows: list[Flow], source: str | None, batch: DataFrame
+) -> dict[str, DataFrame]:
+    """Each flow's input for this micro-batch, persisted: each is read more than once.
+
+    AUTO CDC sources (views such as the parsed, typed rows) are persisted first. Spark's cache
+    then serves that same sub-plan inside the other flows' plans (the quarantine flow parses
+    the batch the same way), so the batch is read and parsed once for all flows.
+    """
+    if source is None:
+        [only] = flows
+        return {only.name: batch.persist()}
+    ordered = sorted(flows, key=lambda f: not isinstance(f, AutoCdcFlow))
+    frames: dict[str, DataFrame] = {}
+    with ctx.bind(source, batch):
+        for flow in ordered:
+            frames[flow.name] = _source_for(ctx, flow)[0].persist()
+    return frames
 
 
 def group_name(flows: list[Flow]) -> str:
