@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs:
             for begin, finish, site in spans:
                 if start * 1000 <= begin <= end * 1000:
-                    print(f"    +{begin / 1000 - start:6.2f}s {(finish - begin) / 1000:6.2f}s  {site}")
+                    at, took = begin / 1000 - start, (finish - begin) / 1000
+                    print(f"    +{at:6.2f}s {took:6.2f}s  {site}")
     return 0
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -81,7 +82,7 @@ def apply_batch(
         key_present = key_present & F.col(key).isNotNull()
     latest = _latest_per_key(batch.where(key_present), flow, values)
     if flow.apply_as_deletes is not None:
-        latest = latest.persist()  # read again for the tombstones
+        latest = latest.persist(StorageLevel.DISK_ONLY)  # read again for the tombstones
     changes = latest
     try:
         if flow.apply_as_deletes is not None and is_delta_table(tombstone_path):

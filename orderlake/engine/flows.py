@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from orderlake.engine.autocdc import apply_batch
@@ -165,15 +166,17 @@ def _batch_frames(
     AUTO CDC sources (views such as the parsed, typed rows) are persisted first. Spark's cache
     then serves that same sub-plan inside the other flows' plans (the quarantine flow parses
     the batch the same way), so the batch is read and parsed once for all flows.
+    On local disk, not the heap: a first load is one micro-batch of any size, and the default
+    in-memory cache of a 10M-row batch ran a 4 GB driver out of heap.
     """
     if source is None:
         [only] = flows
-        return {only.name: batch.persist()}
+        return {only.name: batch.persist(StorageLevel.DISK_ONLY)}
     ordered = sorted(flows, key=lambda f: not isinstance(f, AutoCdcFlow))
     frames: dict[str, DataFrame] = {}
     with ctx.bind(source, batch):
         for flow in ordered:
-            frames[flow.name] = _source_for(ctx, flow)[0].persist()
+            frames[flow.name] = _source_for(ctx, flow)[0].persist(StorageLevel.DISK_ONLY)
     return frames
 
 
