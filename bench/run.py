@@ -64,6 +64,7 @@ def pair_data(quick: bool, big: bool) -> tuple[Spec, Spec, dict[str, DataSet]]:
         data[spec.name] = build(spec, TMP / "data", data)
     return init, inc, data
 
+
 # The floor has no target to grow: an increment's floor is the append of the same files.
 FLOOR_OF = {"incremental (big target)": "incremental"}
 
