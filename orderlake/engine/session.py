@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
@@ -14,6 +16,34 @@ from pyspark.sql import SparkSession
 # on Maven Central; the Python side is a thin py4j wrapper, so the pair works.
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 MIN_JAVA = 17
+
+
+def jars_list_file() -> Path:
+    """Where the jar files Ivy resolved for DELTA_PACKAGE are remembered."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "orderlake" / f"jars-{DELTA_PACKAGE.replace(':', '_')}.txt"
+
+
+def delta_jars_conf(list_file: Path) -> tuple[str, str]:
+    """`spark.jars` = the jars resolved last time, when every one is still on disk; else the
+    package, which Ivy resolves (and prints pages of progress for) on every start."""
+    try:
+        jars = [jar for jar in list_file.read_text(encoding="utf-8").split(",") if jar]
+    except OSError:
+        jars = []
+    if jars and all(Path(urlparse(jar).path).is_file() for jar in jars):
+        return "spark.jars", ",".join(jars)
+    return "spark.jars.packages", DELTA_PACKAGE
+
+
+def _remember_jars(spark: SparkSession, list_file: Path) -> None:
+    jars = spark.sparkContext.getConf().get("spark.jars", "")
+    if "delta-spark" not in jars:
+        return
+    list_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = list_file.with_name(list_file.name + f".{os.getpid()}.tmp")
+    partial.write_text(jars, encoding="utf-8")
+    partial.replace(list_file)  # atomic: a concurrent start reads the old or the new list
 
 
 class JavaMissing(RuntimeError):
@@ -45,10 +75,11 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
         return active
     java_version()
     cores = os.environ.get("ORDERLAKE_SPARK_CORES", "*")
+    jars = delta_jars_conf(jars_list_file())
     builder = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
-        .config("spark.jars.packages", DELTA_PACKAGE)
+        .config(*jars)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config(
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -70,6 +101,8 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
     if os.environ.get("ORDERLAKE_IVY_DIR"):
         builder = builder.config("spark.jars.ivy", os.environ["ORDERLAKE_IVY_DIR"])
     spark = builder.getOrCreate()
+    if jars[0] == "spark.jars.packages":
+        _remember_jars(spark, jars_list_file())
     spark.sparkContext.setLogLevel(os.environ.get("ORDERLAKE_SPARK_LOG_LEVEL", "ERROR"))
     return spark
 
