@@ -57,15 +57,7 @@ def instrument() -> None:
     _wrap(flows, "enforce", "flow: expectations")
     _wrap(flows, "apply_batch", "flow: AUTO CDC apply_batch")
     _wrap(DeltaMergeBuilder, "execute", "  of which MERGE execute")
-    original_run_flow = getattr(runner, "run_flow", None)
-    if original_run_flow is not None:
-
-        def run_flow(*args, **kwargs):
-            flow = args[1] if len(args) > 1 else kwargs.get("flow")
-            name = getattr(flow, "name", "?")
-            return timed(f"flow {name} (total)", original_run_flow)(*args, **kwargs)
-
-        runner.run_flow = run_flow
+    _wrap(runner, "run_flows", "streaming flows (total)")
 
 
 def merge_metrics(spark, table: Path) -> dict:

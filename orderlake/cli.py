@@ -101,9 +101,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     # A killed update may have archived every file already: no new file would trigger the
     # update that finishes it (its rows are in bronze, not yet downstream). Finish it first.
-    started = [e for e in pipeline.events.events() if e["event_type"] == "update_progress"]
-    if started and started[-1]["details"]["update_progress"].get("state") == "RUNNING":
-        _say(f"update {started[-1]['origin']['update_id']} was interrupted: finishing it")
+    last = pipeline.events.last_update_progress()
+    if last and last["details"]["update_progress"].get("state") == "RUNNING":
+        _say(f"update {last['origin']['update_id']} was interrupted: finishing it")
         run_update()
 
     watch(

@@ -77,10 +77,23 @@ class EventLog:
             if tail.strip():
                 yield tail.decode("utf-8", errors="replace")
 
-    def last_update_id(self) -> str | None:
-        """The newest update's id; reads from the end, so it stays cheap as the log grows."""
+    def last_update_progress(self) -> dict[str, Any] | None:
+        """The newest `update_progress` event; reads from the end, so it stays cheap as the
+        log grows."""
         if not self.path.exists():
             return None
+        for line in self._lines_from_end():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if event["event_type"] == "update_progress":
+                return event
+        return None
+
+    def last_update_id(self) -> str | None:
+        event = self.last_update_progress()
+        return event["origin"]["update_id"] if event else None
         for line in self._lines_from_end():
             try:
                 event = json.loads(line)

@@ -54,11 +54,16 @@ class FlowContext:
     bind: Callable[[str, DataFrame], AbstractContextManager[None]]
 
 
-def _source_for(ctx: FlowContext, flow: Flow) -> tuple[DataFrame, Dataset]:
-    """The streaming input of a flow and the dataset whose expectations apply to it."""
+def _checked_dataset(ctx: FlowContext, flow: Flow) -> Dataset:
+    """The dataset whose expectations apply to a flow's input (an AUTO CDC flow's source view)."""
+    return ctx.graph.dataset(flow.source if isinstance(flow, AutoCdcFlow) else flow.target)
+
+
+def _input(ctx: FlowContext, flow: Flow) -> DataFrame:
+    """A flow's streaming input: its query, or its AUTO CDC source view's."""
     if isinstance(flow, AutoCdcFlow):
-        return ctx.graph.view_flow(flow.source).func(), ctx.graph.dataset(flow.source)
-    return flow.func(), ctx.graph.dataset(flow.target)
+        return ctx.graph.view_flow(flow.source).func()
+    return flow.func()
 
 
 def _write_batch(
@@ -105,14 +110,14 @@ def run_flows(ctx: FlowContext, flows: list[Flow], source: str | None) -> list[F
     `spark.readStream.table(source)`): the new rows are read and cached once for all flows.
     Without it, the one flow's own streaming query runs as written.
     """
-    checked = {f.name: _source_for(ctx, f)[1] for f in flows}
+    checked = {f.name: _checked_dataset(ctx, f) for f in flows}
     progress = {
         f.name: FlowProgress(f.name, f.target, quality=QualityReport(checked[f.name].name, {}))
         for f in flows
     }
     if source is None:
         [only] = flows
-        stream = _source_for(ctx, only)[0]
+        stream = _input(ctx, only)
     else:
         stream = ctx.spark.readStream.table(source)
     failure: list[BaseException] = []
@@ -152,7 +157,7 @@ def run_flows(ctx: FlowContext, flows: list[Flow], source: str | None) -> list[F
             raise failure[0] from None
         raise
     for flow in flows:
-        _ensure_table(ctx, flow, ctx.graph.dataset(flow.target), _source_for(ctx, flow)[0])
+        _ensure_table(ctx, flow, ctx.graph.dataset(flow.target))
         if not checked[flow.name].expectations:
             progress[flow.name].quality = None
     return [progress[f.name] for f in flows]
@@ -176,7 +181,7 @@ def _batch_frames(
     frames: dict[str, DataFrame] = {}
     with ctx.bind(source, batch):
         for flow in ordered:
-            frames[flow.name] = _source_for(ctx, flow)[0].persist(StorageLevel.DISK_ONLY)
+            frames[flow.name] = _input(ctx, flow).persist(StorageLevel.DISK_ONLY)
     return frames
 
 
@@ -185,12 +190,12 @@ def group_name(flows: list[Flow]) -> str:
     return "+".join(sorted(f.name for f in flows))
 
 
-def _ensure_table(ctx: FlowContext, flow: Flow, target: Dataset, stream: DataFrame) -> None:
+def _ensure_table(ctx: FlowContext, flow: Flow, target: Dataset) -> None:
     """A streaming table exists after its first update, even when no rows came yet."""
     path = ctx.table_path(target.name)
     if (path / "_delta_log").is_dir():
         return
-    empty = ctx.spark.createDataFrame([], stream.schema)
+    empty = ctx.spark.createDataFrame([], _input(ctx, flow).schema)
     if isinstance(flow, AutoCdcFlow):
         tombstones = ctx.table_path(f"__{target.name}_tombstones")
         apply_batch(ctx.spark, empty, flow, path, tombstones, target.table_properties)

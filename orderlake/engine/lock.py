@@ -15,6 +15,11 @@ class Busy(RuntimeError):
     """Another loader holds the lock."""
 
 
+def _holder(fd: int) -> str:
+    """Who holds the lock, as its holder wrote it into the lock file."""
+    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+
+
 class ExclusiveLock:
     """`flock` on a file; the kernel drops it when the holder dies, even by SIGKILL."""
 
@@ -32,8 +37,8 @@ class ExclusiveLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
                 if time.monotonic() >= deadline:
+                    holder = _holder(fd)
                     os.close(fd)
                     raise Busy(
                         f"another orderlake update is running ({holder}; lock {self.path}). "
@@ -41,7 +46,7 @@ class ExclusiveLock:
                     ) from None
                 if not told:
                     print(
-                        f"orderlake: another update is running ({holder}); "
+                        f"orderlake: another update is running ({_holder(fd)}); "
                         f"waiting up to {wait_seconds:g}s for it to finish",
                         file=sys.stderr,
                         flush=True,

@@ -301,16 +301,15 @@ class LocalPipeline:
 
     def _run_wave(self, ctx: FlowContext, wave: list[Flow]) -> list[FlowProgress]:
         """Flows reading the same single table share one query; the groups run side by side."""
-        groups: dict[str | None, list[Flow]] = {}
-        singles: list[list[Flow]] = []
+        by_source: dict[str, list[Flow]] = {}
+        alone: list[tuple[str | None, list[Flow]]] = []
         for flow in wave:
             reads = self._tables_read(flow)
             if len(reads) == 1:
-                groups.setdefault(next(iter(reads)), []).append(flow)
+                by_source.setdefault(next(iter(reads)), []).append(flow)
             else:
-                singles.append([flow])
-        runs = [(source, flows) for source, flows in groups.items()]
-        runs += [(None, flows) for flows in singles]
+                alone.append((None, [flow]))
+        runs = [*by_source.items(), *alone]
 
         def one(source: str | None, flows: list[Flow]) -> list[FlowProgress]:
             names = ", ".join(f.name for f in flows)

@@ -75,7 +75,8 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
         return active
     java_version()
     cores = os.environ.get("ORDERLAKE_SPARK_CORES", "*")
-    jars = delta_jars_conf(jars_list_file())
+    list_file = jars_list_file()
+    jars = delta_jars_conf(list_file)
     builder = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
@@ -102,7 +103,7 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
         builder = builder.config("spark.jars.ivy", os.environ["ORDERLAKE_IVY_DIR"])
     spark = builder.getOrCreate()
     if jars[0] == "spark.jars.packages":
-        _remember_jars(spark, jars_list_file())
+        _remember_jars(spark, list_file)
     spark.sparkContext.setLogLevel(os.environ.get("ORDERLAKE_SPARK_LOG_LEVEL", "ERROR"))
     return spark
 
