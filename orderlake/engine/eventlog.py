@@ -94,11 +94,3 @@ class EventLog:
     def last_update_id(self) -> str | None:
         event = self.last_update_progress()
         return event["origin"]["update_id"] if event else None
-        for line in self._lines_from_end():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-            if event["event_type"] == "update_progress":
-                return event["origin"]["update_id"]
-        return None
