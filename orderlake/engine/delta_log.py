@@ -1,27 +1,51 @@
 """Small reads of a Delta table's log, straight from `_delta_log/` (no Spark job needed).
 
-The commit files are JSON lines (Delta protocol); only `commitInfo` is read here.
+The commit files are JSON lines (Delta protocol); only `commitInfo` is read here. A table
+exists once its log holds a commit or a checkpoint: a `_delta_log/` folder alone is what a
+writer killed before its first commit leaves behind, and is not a table.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
+
+
+def _log_names(path: Path) -> list[str]:
+    try:
+        return os.listdir(Path(path) / "_delta_log")
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def latest_version(path: Path) -> int | None:
+    """The newest version the log holds (a commit or a checkpoint), or None: no table."""
+    newest = None
+    for name in _log_names(path):
+        match = _COMMIT.match(name) or _CHECKPOINT.match(name)
+        if match:
+            version = int(match.group(1))
+            newest = version if newest is None else max(newest, version)
+    return newest
+
 
 def is_delta_table(path: Path) -> bool:
-    return (Path(path) / "_delta_log").is_dir()
+    """A Delta table: its log holds at least one commit or checkpoint."""
+    return latest_version(path) is not None
 
 
 def find_commit(path: Path, user_metadata: str, lookback: int = 50) -> dict[str, Any] | None:
     """The `commitInfo` of the newest of the last `lookback` commits with this userMetadata."""
     log = Path(path) / "_delta_log"
-    if not log.is_dir():
-        return None
-    commits = sorted(log.glob("[0-9]*.json"), reverse=True)[:lookback]
-    for commit in commits:
-        with open(commit, encoding="utf-8") as handle:
+    commits = sorted((n for n in _log_names(path) if _COMMIT.match(n)), reverse=True)[:lookback]
+    for name in commits:
+        with open(log / name, encoding="utf-8") as handle:
             for line in handle:
                 if '"commitInfo"' not in line:
                     continue
