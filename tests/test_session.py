@@ -47,7 +47,12 @@ print("delta rows:", spark.read.format("delta").load(sys.argv[1]).count())
 def test_second_start_skips_ivy_and_still_has_delta(tmp_path: Path) -> None:
     """A real start resolves with Ivy and remembers the jars; the next start loads them as is,
     and Delta works in both (Spark would only warn about a missing extension class)."""
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    # Verbose: the quiet default filters Ivy's banner out of the JVM's stderr.
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "ORDERLAKE_SPARK_LOG_LEVEL": "WARN",
+    }
 
     def start(table: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -7,7 +7,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
@@ -16,6 +18,7 @@ from pyspark.sql import SparkSession
 # on Maven Central; the Python side is a thin py4j wrapper, so the pair works.
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 MIN_JAVA = 17
+QUIET_LOG4J = Path(__file__).with_name("log4j2-quiet.properties")
 
 
 def jars_list_file() -> Path:
@@ -101,11 +104,45 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
     )
     if os.environ.get("ORDERLAKE_IVY_DIR"):
         builder = builder.config("spark.jars.ivy", os.environ["ORDERLAKE_IVY_DIR"])
-    spark = builder.getOrCreate()
+    level = os.environ.get("ORDERLAKE_SPARK_LOG_LEVEL")
+    if level:
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel(level)
+    else:
+        spark = _quiet_session(builder)
     if jars[0] == "spark.jars.packages":
         _remember_jars(spark, list_file)
-    spark.sparkContext.setLogLevel(os.environ.get("ORDERLAKE_SPARK_LOG_LEVEL", "ERROR"))
     return spark
+
+
+# What the JVM prints on stderr besides log4j: kept only when it reports a real problem.
+_JVM_PROBLEM = re.compile(r"(?i)error|exception|fatal|out of memory|killed")
+
+
+def _forward_problems(stream: IO[bytes]) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace")
+        if _JVM_PROBLEM.search(line):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _quiet_session(builder: SparkSession.Builder) -> SparkSession:
+    """A session whose JVM says nothing on a normal run: log4j off from its first line, and
+    its own stderr (the incubator-module warning, Ivy's progress) filtered to real problems."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    conf = SparkConf(loadDefaults=False)
+    for key, value in builder._options.items():
+        conf.set(key, value)
+    conf.set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={QUIET_LOG4J}")
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
+    threading.Thread(
+        target=_forward_problems, args=(gateway.proc.stderr,), daemon=True, name="jvm-stderr"
+    ).start()
+    SparkContext(conf=conf, gateway=gateway)
+    return builder.getOrCreate()
 
 
 def main() -> int:
