@@ -8,22 +8,58 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from orderlake.engine.graph import Expectation
 
 
 class ExpectationFailed(RuntimeError):
-    """A `fail` expectation saw a failing row: the update stops, nothing of the batch lands."""
+    """A `fail` expectation saw a failing row: the update stops, nothing of the batch lands.
 
-    def __init__(
-        self, dataset: str, rule: Expectation, failed: int, sample: dict[str, Any]
-    ) -> None:
-        shown = ", ".join(f"{k}={v!r}" for k, v in sample.items())
+    As on Databricks, the rows stay in the source table and every later update retries them,
+    so the way on is to change the rule (or the definitions), not to send the file again."""
+
+    def __init__(self, dataset: str, rule: Expectation, failed: int, sample: str) -> None:
         super().__init__(
-            f"expectation {rule.name!r} on {dataset} failed for {failed} row(s) "
-            f"(constraint: {rule.constraint}). Sample row: {shown}"
+            f"expectation {rule.name!r} (fail) on {dataset} failed for {failed:,} row(s), "
+            f"e.g. {sample or '(no sample)'}. The update failed and none of these rows reached "
+            "its target; every update retries them until the rule changes: fix the rule "
+            "(a drop rule quarantines such rows instead of stopping) and run again"
         )
         self.dataset, self.rule, self.failed, self.sample = dataset, rule, failed, sample
+
+
+def _leaf_columns(schema: StructType, prefix: tuple[str, ...] = ()) -> list[tuple[str, Column]]:
+    """(dotted name, column as text) of every non-struct field, structs flattened."""
+    leaves = []
+    for field in schema.fields:
+        path = (*prefix, field.name)
+        if isinstance(field.dataType, StructType):
+            leaves.extend(_leaf_columns(field.dataType, path))
+        else:
+            column = F.col(".".join(f"`{p}`" for p in path)).cast("string")
+            leaves.append((".".join(path), column))
+    return leaves
+
+
+def sample_as_text(rows: DataFrame) -> str:
+    """The first row as `name=value` text, as Spark writes the values (no Python reprs).
+
+    Hidden columns (`__*`) and NULLs are left out, and a nested value equal to the top-level
+    column of the same name (the raw text of a value that parsed) adds nothing, so is left
+    out too."""
+    leaves = [(n, c) for n, c in _leaf_columns(rows.schema) if not n.startswith("__")]
+    first = rows.select(*[c.alias(f"c{i}") for i, (_, c) in enumerate(leaves)]).first()
+    if first is None:
+        return ""
+    values = {name: first[f"c{i}"] for i, (name, _) in enumerate(leaves)}
+    shown = []
+    for name, value in values.items():
+        top = name.rsplit(".", 1)[-1]
+        if value is None or ("." in name and values.get(top) == value):
+            continue
+        shown.append(f"{name}={value}")
+    return ", ".join(shown)
 
 
 @dataclass
@@ -81,7 +117,7 @@ def enforce(
         failed = row[f"f{i}"] or 0
         report.counts[rule.name] = (total - failed, failed)
         if rule.action == "fail" and failed:
-            sample = batch.where(~_passes(rule)).limit(1).first()
-            raise ExpectationFailed(dataset, rule, failed, sample.asDict() if sample else {})
+            sample = sample_as_text(batch.where(~_passes(rule)).limit(1))
+            raise ExpectationFailed(dataset, rule, failed, sample)
     report.dropped = row["dropped"] or 0
     return (batch.where(drop_ok) if report.dropped else batch), report
