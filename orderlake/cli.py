@@ -1,7 +1,8 @@
 """`orderlake`: run the orders pipeline locally, watch for files, look at the tables.
 
 Exit codes: 0 ok; 1 the update failed (a `fail` rule, an error in a flow); 2 usage or
-configuration error (bad rules, bundle, Java); 75 another update holds the lock (try later).
+configuration error (bad rules, bundle, Java); 75 another update holds the lock (try later);
+130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM: the next update finishes what it left.
 The `remote` commands (Databricks workspace) have their own codes, see `orderlake remote -h`.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -47,16 +49,28 @@ def _paths(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _pipeline(args: argparse.Namespace) -> Any:
-    from orderlake.engine.runner import LocalPipeline
+def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
+    from orderlake.engine.interrupt import STOP, install_handlers, note_jvm
+    from orderlake.engine.runner import LocalPipeline, spark_jvm_pid
 
     overrides = dict(item.split("=", 1) for item in args.conf)
     for folder in ("source", "archive", "rejected"):
         (args.volume / folder).mkdir(parents=True, exist_ok=True)
     _say(f"starting Spark and loading the pipeline (volume {args.volume})")
-    return LocalPipeline(
+    pipeline = LocalPipeline(
         args.volume, args.warehouse, conf_overrides=overrides, target=args.target, progress=_say
     )
+    # pyspark installed its own SIGINT handler while starting: put ours back.
+    install_handlers()
+    jvm = spark_jvm_pid(pipeline.spark)
+    note_jvm(jvm)
+    if lock is not None:
+        lock.note_jvm(jvm)
+    STOP.on_request(pipeline.spark.sparkContext.cancelAllJobs)
+    STOP.check()  # a signal that came while Spark was starting
+    graph = pipeline.graph
+    _say(f"pipeline loaded: {len(graph.datasets)} datasets, {len(graph.flows)} flows")
+    return pipeline
 
 
 def _report(result: Any) -> None:
@@ -75,13 +89,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orderlake.engine.lock import warehouse_lock
 
     # Take the lock before starting Spark: a second loader is told at once, not after 20 s.
-    with warehouse_lock(args.warehouse).acquired(args.wait):
-        pipeline = _pipeline(args)
+    with warehouse_lock(args.warehouse).acquired(args.wait) as lock:
+        pipeline = _pipeline(args, lock)
         _report(pipeline.update(full_refresh=args.full_refresh, lock_held=True))
     return EXIT_OK
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from orderlake.engine.interrupt import Interrupted
+    from orderlake.engine.lock import Busy
     from orderlake.engine.watch import TriggerTimings, watch
 
     pipeline = _pipeline(args)
@@ -97,14 +113,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
 
     def run_update() -> None:
-        _report(pipeline.update(wait_seconds=3600))
-
-    # A killed update may have archived every file already: no new file would trigger the
-    # update that finishes it (its rows are in bronze, not yet downstream). Finish it first.
-    last = pipeline.events.last_update_progress()
-    if last and last["details"]["update_progress"].get("state") == "RUNNING":
-        _say(f"update {last['origin']['update_id']} was interrupted: finishing it")
-        run_update()
+        try:
+            _report(pipeline.update(wait_seconds=3600))
+        except (Interrupted, Busy):
+            raise
+        except Exception as exc:  # a failed update: say why, and keep watching (as the job
+            # trigger does: the next arrival starts a new update, which retries it)
+            if _fatal(exc):
+                raise
+            _say(f"update failed: {_one_line(exc)}")
 
     watch(
         Path(pipeline.settings.source_path),
@@ -113,8 +130,22 @@ def cmd_watch(args: argparse.Namespace) -> int:
         max_updates=args.max_updates,
         idle_exit_seconds=args.idle_exit,
         log=_say,
+        pending=pipeline.pending_work,
     )
     return EXIT_OK
+
+
+def _fatal(exc: BaseException) -> bool:
+    """The Spark JVM is gone: no later update can run in this process."""
+    from py4j.protocol import Py4JNetworkError
+
+    return isinstance(exc, Py4JNetworkError | ConnectionError)
+
+
+def _one_line(exc: BaseException) -> str:
+    from orderlake.engine.runner import error_text
+
+    return error_text(exc)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -222,6 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from orderlake.engine.interrupt import STOP, install_handlers
+
+    install_handlers()
+    code = _main(argv)
+    if STOP.signum is not None:
+        # Stopped cleanly: a late second signal while Python shuts down must not turn the exit
+        # into a kill by signal (Python restores the default handlers as it finalizes).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
+    from orderlake.engine.interrupt import STOP, Interrupted
+
+    _quiet_python_loggers()
     args = build_parser().parse_args(argv)
     from orderlake.engine.expectations import ExpectationFailed
     from orderlake.engine.lock import Busy
@@ -230,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
+    except Interrupted as exc:
+        print(f"orderlake: {exc.describe()}", file=sys.stderr)
+        return exc.exit_code
     except Busy as exc:
         print(f"orderlake: {exc}", file=sys.stderr)
         return EXIT_BUSY
@@ -239,18 +289,28 @@ def main(argv: list[str] | None = None) -> int:
     except ExpectationFailed as exc:
         print(f"orderlake: update failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("orderlake: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # anything else: one clear line, then the type for bug reports
+        if STOP.signum is not None:  # e.g. the JVM got the same SIGTERM and is gone
+            stopped = Interrupted(STOP.signum)
+            print(f"orderlake: {stopped.describe()}", file=sys.stderr)
+            return stopped.exit_code
         from orderlake.bundle_config import BundleConfigError
         from orderlake.engine.loader import DefinitionError
 
         if isinstance(exc, BundleConfigError | DefinitionError):
             print(f"orderlake: {exc}", file=sys.stderr)
             return EXIT_CONFIG
-        print(f"orderlake: update failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"orderlake: update failed: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _quiet_python_loggers() -> None:
+    """py4j logs a traceback when the JVM goes away under it (a signal, a crash): the user
+    gets one line from us instead."""
+    import logging
+
+    for name in ("py4j", "pyspark"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ it reaches `<point>`. When the process leads its own process group (a test start
 session), the whole group dies at once, its Spark JVM included, as in a real crash. Unset, a
 kill point costs two dictionary lookups.
 
+`ORDERLAKE_SLOW_AT=<point>:<seconds>` makes the process sleep there instead (a long step that
+no signal can cut short, to test what a second Ctrl-C does).
+
 In-process tests can also hook a point (`on_point`) to pause an update there, e.g. to drop
 files or start a second loader while the first one is at a known step.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 
 _hits: dict[str, int] = {}
@@ -31,6 +35,11 @@ def kill_point(name: str) -> None:
     hook = _hooks.get(name)
     if hook is not None:
         hook(name)
+    slow = os.environ.get("ORDERLAKE_SLOW_AT")
+    if slow:
+        point, _, seconds = slow.rpartition(":")
+        if point == name:
+            time.sleep(float(seconds))
     wanted = os.environ.get("ORDERLAKE_KILL_AT")
     if not wanted:
         return

@@ -16,9 +16,11 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from orderlake.engine.autocdc import apply_batch
+from orderlake.engine.delta_log import is_delta_table
 from orderlake.engine.expectations import QualityReport, enforce
 from orderlake.engine.faults import kill_point
 from orderlake.engine.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
+from orderlake.engine.interrupt import STOP
 
 
 @dataclass
@@ -79,6 +81,7 @@ def _write_batch(
     kept, report = enforce(frame, checked.expectations, checked.name)
     if report.total == 0:
         return
+    STOP.check()
     kill_point(f"before_write:{flow.name}")
     if isinstance(flow, AutoCdcFlow):
         result = apply_batch(
@@ -124,6 +127,7 @@ def run_flows(ctx: FlowContext, flows: list[Flow], source: str | None) -> list[F
 
     def each_batch(batch: DataFrame, batch_id: int) -> None:
         try:
+            STOP.check()
             frames = _batch_frames(ctx, flows, source, batch)
             try:
                 for flow in flows:
@@ -193,7 +197,7 @@ def group_name(flows: list[Flow]) -> str:
 def _ensure_table(ctx: FlowContext, flow: Flow, target: Dataset) -> None:
     """A streaming table exists after its first update, even when no rows came yet."""
     path = ctx.table_path(target.name)
-    if (path / "_delta_log").is_dir():
+    if is_delta_table(path):
         return
     empty = ctx.spark.createDataFrame([], _input(ctx, flow).schema)
     if isinstance(flow, AutoCdcFlow):

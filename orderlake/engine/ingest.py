@@ -33,6 +33,7 @@ from orderlake.engine.files import (
     unique_destination,
 )
 from orderlake.engine.graph import QueryFlow
+from orderlake.engine.interrupt import STOP
 from orderlake.engine.ledger import COMMITTED, DONE, PLANNED, Ledger, Manifest, PlannedFile
 
 
@@ -102,6 +103,7 @@ def _archive(manifest: Manifest, source: Path, result: IngestResult) -> None:
         if src.exists() and not stat_matches(src, seen):
             result.deferred.append(planned.relpath)  # rewritten since listing: load it again
             continue
+        STOP.check()
         move(src, Path(planned.dest))
         kill_point("archive_move")
 
@@ -128,6 +130,7 @@ def _plan(
     planned = []
     taken: set[Path] = set()
     for seen in listing:
+        STOP.check()
         problem = name_problem(seen.relpath)
         verdict = (
             Inspection("reject", reason=problem)
@@ -178,6 +181,7 @@ def run_ingest(
     recover(ctx, flow, table, result)
     source = probe(flow, ctx.autoloader)
     assert source is not None
+    STOP.check()
     listing = list_source(source.path)
     if not listing:
         return result
@@ -185,6 +189,7 @@ def run_ingest(
     manifest = _plan(update_id, source, ctx.rejected_path, listing)
     ctx.ledger.save(flow.name, manifest)
     kill_point("after_plan")
+    STOP.check()
     _reject(manifest, source.path, update_id, result)
     to_load = [f for f in manifest.files if f.outcome == "load"]
     if to_load:
@@ -194,6 +199,7 @@ def run_ingest(
         ctx.autoloader.probing = False
         try:
             frame = flow.func()
+            STOP.check()
             kill_point("before_bronze_write")
             write(frame, update_id, _metadata_tag(update_id))
             kill_point("after_bronze_commit")

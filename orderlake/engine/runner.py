@@ -23,9 +23,11 @@ from orderlake.bundle_config import load_bundle
 from orderlake.engine.autoloader import LocalAutoLoader
 from orderlake.engine.delta_log import is_delta_table
 from orderlake.engine.eventlog import EventLog
+from orderlake.engine.faults import kill_point
 from orderlake.engine.flows import FlowContext, FlowProgress, query_flows, run_flows
 from orderlake.engine.graph import Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.ingest import IngestContext, IngestResult, probe, run_ingest
+from orderlake.engine.interrupt import STOP, Interrupted
 from orderlake.engine.ledger import Ledger, write_atomic
 from orderlake.engine.loader import LocalSparkSession, load_definitions
 from orderlake.engine.lock import warehouse_lock
@@ -109,7 +111,7 @@ class LocalPipeline:
         self.state_path = self.warehouse_path / "_orderlake"
         self.ledger = Ledger(self.state_path / "updates")
         self.events = EventLog(self.state_path / "event_log.jsonl", self.bundle.pipeline_name)
-        self.pipeline_id = self._pipeline_id()
+        self.pipeline_id = ""  # read or created under the lock, by the first update
         self.autoloader = LocalAutoLoader(self.spark)
         self.session = LocalSparkSession(self.spark, self.autoloader)
         self.graph: PipelineGraph = load_definitions(
@@ -129,11 +131,46 @@ class LocalPipeline:
 
     def _pipeline_id(self) -> str:
         marker = self.state_path / "pipeline.json"
-        if marker.exists():
-            return json.loads(marker.read_text())["pipeline_id"]
+        try:
+            return str(json.loads(marker.read_text(encoding="utf-8"))["pipeline_id"])
+        except FileNotFoundError:
+            pass
         pipeline_id = str(uuid.uuid4())
-        write_atomic(marker, json.dumps({"pipeline_id": pipeline_id}))
+        write_atomic(marker, json.dumps({"pipeline_id": pipeline_id}))  # whole or absent
         return pipeline_id
+
+    def _prepare(self) -> None:
+        """What the first update creates, and what an interrupted one left: under the lock."""
+        self.pipeline_id = self._pipeline_id()
+        if (self.state_path / REFRESH_MARKER).exists():
+            self._finish_refresh()
+        _purge_trash(self.warehouse_path / "tables")
+        _purge_trash(self.warehouse_path)
+        for flow in self.ingest_flows:
+            # Auto Loader targets exist from the start, so other flows can read them.
+            if not is_delta_table(self.table_path(flow.target)):
+                self._append(
+                    flow.func().limit(0),
+                    self.table_path(flow.target),
+                    self.graph.dataset(flow.target),
+                    flow.name,
+                    None,
+                )
+
+    def pending_work(self) -> str | None:
+        """Why an update must run even though no new file has arrived, or None."""
+        if (self.state_path / REFRESH_MARKER).exists():
+            return "a full refresh was interrupted"
+        unfinished = [
+            m.update_id for f in self.ingest_flows for m in self.ledger.unfinished(f.name)
+        ]
+        if unfinished:
+            return f"update {unfinished[0]} did not finish"
+        last = self.events.last_update_progress()
+        state = last["details"]["update_progress"].get("state") if last else None
+        if last and state != "COMPLETED":
+            return f"update {last['origin']['update_id']} ended {state}"
+        return None
 
     def table_path(self, name: str) -> Path:
         return self.warehouse_path / "tables" / name
@@ -158,7 +195,7 @@ class LocalPipeline:
                 self._register(dataset.name)
 
     def _ingest_flows(self) -> list[QueryFlow]:
-        """Flows that read cloudFiles; their tables are created empty so others can read them."""
+        """Flows that read cloudFiles (probing them writes nothing)."""
         found = []
         for flow in self.graph.table_flows():
             if not isinstance(flow, QueryFlow):
@@ -167,18 +204,8 @@ class LocalPipeline:
                 source = probe(flow, self.autoloader)
             except AnalysisException:
                 continue  # reads a table that does not exist yet: not an ingest flow
-            if source is None:
-                continue
-            found.append(flow)
-            if not is_delta_table(self.table_path(flow.target)):
-                frame = flow.func()
-                self._append(
-                    frame.limit(0),
-                    self.table_path(flow.target),
-                    self.graph.dataset(flow.target),
-                    flow.name,
-                    None,
-                )
+            if source is not None:
+                found.append(flow)
         return found
 
     # --- writes --------------------------------------------------------------------------------
@@ -215,10 +242,12 @@ class LocalPipeline:
         """Run one triggered update, holding the warehouse lock (unless the caller holds it)."""
         if lock_held:
             return self._update(full_refresh)
-        with warehouse_lock(self.warehouse_path).acquired(wait_seconds):
+        lock = warehouse_lock(self.warehouse_path)
+        with lock.acquired(wait_seconds, jvm_pid=spark_jvm_pid(self.spark)):
             return self._update(full_refresh)
 
     def _update(self, full_refresh: bool) -> UpdateResult:
+        STOP.check()
         started = time.monotonic()
         update_id = max(self.ledger.last_update_id(), int(self.events.last_update_id() or 0)) + 1
         result = UpdateResult(update_id, full_refresh=full_refresh)
@@ -229,58 +258,30 @@ class LocalPipeline:
             details={"state": "RUNNING", "full_refresh": full_refresh},
         )
         try:
+            self._prepare()
             if full_refresh:
-                self._reset_downstream()
-            ingest_ctx = IngestContext(
-                self.spark,
-                self.autoloader,
-                self.ledger,
-                self.pipeline_id,
-                Path(self.settings.rejected_path),
-                self.progress,
-            )
-            for flow in self.ingest_flows:
-                target = self.graph.dataset(flow.target)
-
-                def write(
-                    frame: DataFrame, version: int, tag: str, flow=flow, target=target
-                ) -> None:
-                    self._append(
-                        frame, self.table_path(target.name), target, flow.name, version, tag
-                    )
-
-                ingested = run_ingest(
-                    ingest_ctx, flow, self.table_path(target.name), update_id, write
-                )
-                result.ingest.append(ingested)
-                self._emit_ingest(update_id, ingested)
-            flow_ctx = FlowContext(
-                self.spark,
-                self.graph,
-                self.pipeline_id,
-                self.table_path,
-                self.checkpoint_path,
-                self._append,
-                self.session.bind,
-            )
-            flows = query_flows(self.graph, {f.name for f in self.ingest_flows})
-            for wave in flow_waves(flows, self._tables_read):
-                for progress in self._run_wave(flow_ctx, wave):
-                    result.flows.append(progress)
-                    self.events.emit(
-                        "flow_progress",
-                        f"Flow '{progress.flow}' has COMPLETED.",
-                        update_id=update_id,
-                        flow_name=progress.flow,
-                        details=progress.as_details(),
-                    )
+                self._reset_downstream(update_id)
+            self._run_update(update_id, result)
         except BaseException as exc:
+            stopped = exc if isinstance(exc, Interrupted) else None
+            if stopped is None and STOP.signum is not None:
+                stopped = Interrupted(STOP.signum)  # a cancelled Spark job, a JVM gone
+            if stopped is not None:
+                stopped.update_id = update_id
+                self.events.emit(
+                    "update_progress",
+                    f"Update canceled: {stopped}",
+                    update_id=update_id,
+                    level="WARN",
+                    details={"state": "CANCELED", "reason": str(stopped)},
+                )
+                raise stopped from None
             self.events.emit(
                 "update_progress",
-                f"Update failed: {exc}",
+                f"Update failed: {error_text(exc)}",
                 update_id=update_id,
                 level="ERROR",
-                details={"state": "FAILED", "error": str(exc)},
+                details={"state": "FAILED", "error": error_text(exc)},
             )
             raise
         result.seconds = time.monotonic() - started
@@ -291,6 +292,46 @@ class LocalPipeline:
             details={"state": "COMPLETED", "seconds": round(result.seconds, 3)},
         )
         return result
+
+    def _run_update(self, update_id: int, result: UpdateResult) -> None:
+        ingest_ctx = IngestContext(
+            self.spark,
+            self.autoloader,
+            self.ledger,
+            self.pipeline_id,
+            Path(self.settings.rejected_path),
+            self.progress,
+        )
+        for flow in self.ingest_flows:
+            target = self.graph.dataset(flow.target)
+
+            def write(frame: DataFrame, version: int, tag: str, flow=flow, target=target) -> None:
+                self._append(frame, self.table_path(target.name), target, flow.name, version, tag)
+
+            ingested = run_ingest(ingest_ctx, flow, self.table_path(target.name), update_id, write)
+            result.ingest.append(ingested)
+            self._emit_ingest(update_id, ingested)
+        flow_ctx = FlowContext(
+            self.spark,
+            self.graph,
+            self.pipeline_id,
+            self.table_path,
+            self.checkpoint_path,
+            self._append,
+            self.session.bind,
+        )
+        flows = query_flows(self.graph, {f.name for f in self.ingest_flows})
+        for wave in flow_waves(flows, self._tables_read):
+            STOP.check()
+            for progress in self._run_wave(flow_ctx, wave):
+                result.flows.append(progress)
+                self.events.emit(
+                    "flow_progress",
+                    f"Flow '{progress.flow}' has COMPLETED.",
+                    update_id=update_id,
+                    flow_name=progress.flow,
+                    details=progress.as_details(),
+                )
 
     def _tables_read(self, flow: Flow) -> set[str]:
         """The tables a flow's query reads (calling it only builds a plan)."""
@@ -348,16 +389,75 @@ class LocalPipeline:
             },
         )
 
-    def _reset_downstream(self) -> None:
-        """Full refresh: drop every table not fed by Auto Loader, and its checkpoints."""
+    def _reset_downstream(self, update_id: int) -> None:
+        """Full refresh: drop every table not fed by Auto Loader, and its checkpoints.
+
+        The intent is written first, so a refresh cut short is finished by the next update
+        (whatever command starts it) instead of leaving some tables dropped and some not."""
         self.progress("full refresh: rebuilding downstream tables from bronze")
         ingest_targets = {f.target for f in self.ingest_flows}
+        tables = [
+            name
+            for name, dataset in self.graph.datasets.items()
+            if dataset.kind == "table" and name not in ingest_targets
+        ]
+        marker = {"update_id": update_id, "tables": tables}
+        write_atomic(self.state_path / REFRESH_MARKER, json.dumps(marker))
+        kill_point("refresh_planned")
+        self._finish_refresh()
+
+    def _finish_refresh(self) -> None:
+        """Drop what the refresh marker names: each folder is renamed away first (atomic), so
+        a crash never leaves a table half deleted."""
+        marker = self.state_path / REFRESH_MARKER
+        tables = json.loads(marker.read_text(encoding="utf-8"))["tables"]
         # Every checkpoint belongs to a downstream flow (Auto Loader flows use the ledger).
-        shutil.rmtree(self.warehouse_path / "_checkpoints", ignore_errors=True)
-        for dataset in self.graph.datasets.values():
-            if dataset.kind != "table" or dataset.name in ingest_targets:
-                continue
-            self.spark.sql(f"DROP TABLE IF EXISTS `{dataset.name}`")
-            _REGISTERED.pop(dataset.name, None)
-            for name in (dataset.name, f"__{dataset.name}_tombstones"):
-                shutil.rmtree(self.table_path(name), ignore_errors=True)
+        _trash(self.warehouse_path / "_checkpoints")
+        for name in tables:
+            self.spark.sql(f"DROP TABLE IF EXISTS `{name}`")
+            _REGISTERED.pop(name, None)
+            for folder in (name, f"__{name}_tombstones"):
+                _trash(self.table_path(folder))
+                kill_point("refresh_drop")
+        marker.unlink()
+        _purge_trash(self.warehouse_path / "tables")
+        _purge_trash(self.warehouse_path)
+
+
+REFRESH_MARKER = "refresh.json"
+_TRASH_PREFIX = ".trash-"
+
+
+def _trash(folder: Path) -> None:
+    """Rename a folder out of the way, atomically; `_purge_trash` deletes it later."""
+    try:
+        folder.rename(folder.with_name(f"{_TRASH_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}"))
+    except FileNotFoundError:
+        pass
+
+
+def _purge_trash(parent: Path) -> None:
+    if not parent.is_dir():
+        return
+    for leftover in parent.glob(f"{_TRASH_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def spark_jvm_pid(spark: SparkSession) -> int | None:
+    """The pid of the Spark JVM this process launched (None when it joined an existing one)."""
+    gateway = getattr(spark.sparkContext, "_gateway", None)
+    proc = getattr(gateway, "proc", None)
+    return getattr(proc, "pid", None)
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for an update's error: the message, not a Java stack trace."""
+    text = str(exc).strip() or type(exc).__name__
+    java = getattr(exc, "java_exception", None)
+    if java is not None:  # Py4JJavaError: the Java exception's own message
+        try:
+            text = str(java.getMessage() or java.toString())
+        except Exception:
+            text = type(exc).__name__
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first

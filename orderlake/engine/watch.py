@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orderlake.engine.files import SourceFile, list_source
+from orderlake.engine.interrupt import STOP
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,26 @@ def watch(
     max_updates: int | None = None,
     idle_exit_seconds: float | None = None,
     log: Callable[[str], None] = print,
+    pending: Callable[[], str | None] | None = None,
 ) -> int:
-    """Poll `source` and run updates until stopped; returns how many updates ran."""
+    """Poll `source` and run updates until stopped; returns how many updates ran.
+
+    `pending()` says why an update must run even with no new file (an earlier update left
+    work undone): then one runs at once, since no file arrival may ever trigger it."""
     trigger = ArrivalTrigger(timings)
     updates = 0
+    reason = pending() if pending is not None else None
+    if reason:
+        log(f"{reason}: finishing it now")
+        run_update()
+        updates += 1
     idle_since = time.monotonic()
     log(
         f"watching {source} (wait {timings.wait_after_last_change_seconds:g}s after the last "
         f"change, at least {timings.min_time_between_triggers_seconds:g}s between updates)"
     )
     while max_updates is None or updates < max_updates:
+        STOP.check()
         listing = list_source(source)
         if listing:
             idle_since = time.monotonic()
