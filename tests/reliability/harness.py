@@ -351,6 +351,7 @@ class CliRun:
     stderr: str
     killed: bool  # the test (or a kill point) SIGKILLed it
     seconds: float
+    stop_seconds: float | None = None  # from the SIGINT / SIGTERM to the whole group gone
 
     def describe(self) -> str:
         tail = "\n".join((self.stdout + self.stderr).splitlines()[-15:])
@@ -420,7 +421,19 @@ def _wait_group_gone(pgid: int, timeout: float = 60.0) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.05)
-    raise AssertionError(f"process group {pgid} still alive after SIGKILL")
+    raise AssertionError(f"process group {pgid} still alive {timeout:g}s after the CLI stopped")
+
+
+def signal_cli(proc: subprocess.Popen, signum: int, *, group: bool = True) -> None:
+    """Send `signum` as a terminal (Ctrl-C: the whole foreground group) or a service manager
+    (SIGTERM to the group, like systemd; to the process alone, like Kubernetes) would."""
+    try:
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def finish_cli(
@@ -429,22 +442,33 @@ def finish_cli(
     kill_when: Callable[[], bool] | None = None,
     timeout: float = 900.0,
     poll: float = 0.005,
+    kill_signal: int = signal.SIGKILL,
+    to_group: bool = True,
 ) -> CliRun:
-    """Wait for the child; SIGKILL its group as soon as `kill_when()` is true."""
+    """Wait for the child; signal it (SIGKILL its group by default) once `kill_when()` is true.
+
+    With SIGINT or SIGTERM the child is then left to stop by itself, and its whole process
+    group (its Spark JVM) must be gone within a minute of it, without any help."""
     killed = False
+    signalled_at: float | None = None
     deadline = time.monotonic() + timeout
     while proc.poll() is None:
-        if kill_when is not None and kill_when():
-            kill_group(proc)
-            killed = True
-            proc.wait()
-            break
+        if kill_when is not None and signalled_at is None and kill_when():
+            if kill_signal == signal.SIGKILL:
+                kill_group(proc)
+                killed = True
+                proc.wait()
+                break
+            signal_cli(proc, kill_signal, group=to_group)
+            signalled_at = time.monotonic()
         if time.monotonic() > deadline:
             kill_group(proc)
             proc.wait()
             raise AssertionError(f"timeout: {proc.orderlake_args}\n{output_of(proc)[-3000:]}")  # type: ignore[attr-defined]
         time.sleep(poll)
     killed = killed or proc.returncode == -signal.SIGKILL
+    if signalled_at is not None:
+        _wait_group_gone(proc.pid, timeout=60.0)  # the JVM must not outlive a clean stop
     kill_group(proc)  # a kill point kills the group already; make sure nothing outlives it
     _wait_group_gone(proc.pid)
     out, err = proc.orderlake_logs  # type: ignore[attr-defined]
@@ -460,6 +484,7 @@ def finish_cli(
         Path(err.name).read_text(errors="replace"),
         killed,
         time.monotonic() - proc.orderlake_started,  # type: ignore[attr-defined]
+        None if signalled_at is None else time.monotonic() - signalled_at,
     )
 
 

@@ -1,0 +1,163 @@
+"""Every update heals what the last one left: the three findings of issue 10 and signals.
+
+1. A kill during the very first update left `orders_bronze/_delta_log/` with no commit, and
+   the warehouse was wedged for good ("no transaction log present").
+2. Ctrl-C while `watch` applied an update stranded the rows in bronze (archived, not in the
+   target) and a restarted `watch` said "no new files".
+3. The first start wrote `pipeline.json` and the empty bronze table before taking the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+import pytest
+
+from orderlake.engine.lock import Busy, warehouse_lock
+
+from .harness import (
+    Volume,
+    check_all,
+    finish_cli,
+    output_of,
+    start_cli,
+    volume_args,
+    wait_for,
+)
+
+WATCH = ["--wait-after-last-change", "0.3", "--min-between-triggers", "0", "--poll", "0.1"]
+NOISE = re.compile(r"Traceback|py4j|\tat org\.|Exception in thread|WARN |ERROR ")
+
+
+def _one_clean_line(stderr: str) -> str:
+    """The CLI's stderr on a stop: exactly one `orderlake:` line and no trace of a stack."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert not NOISE.search(stderr), f"noise on stderr:\n{stderr[-3000:]}"
+    assert len(lines) == 1 and lines[0].startswith("orderlake: "), lines
+    return lines[0]
+
+
+def test_a_bronze_table_killed_before_its_first_commit_is_created_again(volume, pipeline_for):
+    """Finding 1: a `_delta_log/` folder with no commit in it is not a table."""
+    log = volume.warehouse / "tables" / "orders_bronze" / "_delta_log"
+    log.mkdir(parents=True)
+    (log.parent / "part-00000-left-by-a-killed-writer.snappy.parquet").write_bytes(b"PAR1")
+    volume.drop_generated(rows=50, files=2, seed=3, invalid_ratio=0.0)
+    pipeline_for(volume).update()
+    check_all(pipeline_for(volume).spark, volume)
+
+
+def test_the_first_start_writes_nothing_before_it_holds_the_lock(volume, pipeline_for):
+    """Finding 3: while another loader holds the lock, a fresh warehouse stays untouched."""
+    volume.drop_generated(rows=20, files=1, seed=4, invalid_ratio=0.0)
+    with warehouse_lock(volume.warehouse).acquired():
+        pipeline = pipeline_for(volume)
+        with pytest.raises(Busy):
+            pipeline.update()
+        written = sorted(
+            p.relative_to(volume.warehouse).as_posix()
+            for p in volume.warehouse.rglob("*")
+            if p.is_file()
+        )
+        assert written == ["_orderlake/lock"], written
+    pipeline.update()
+    check_all(pipeline.spark, volume)
+
+
+def _watch_until(volume: Volume, tmp_path, marker: str, signum: int, *, group: bool = True):
+    """`orderlake watch` in a child; a file lands; `signum` once `marker` is printed."""
+    proc = start_cli(["watch", *volume_args(volume), *WATCH], tmp_path / "logs")
+    wait_for(lambda: "watching" in output_of(proc), 600, "watch to start")
+    volume.drop_generated(rows=300, files=3, seed=5, invalid_ratio=0.05)
+    return finish_cli(
+        proc,
+        kill_when=lambda: marker in output_of(proc),
+        kill_signal=signum,
+        to_group=group,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("signum", "group", "code"),
+    [(signal.SIGINT, True, 130), (signal.SIGTERM, True, 143), (signal.SIGTERM, False, 143)],
+    ids=["ctrl-c", "sigterm-group", "sigterm-process"],
+)
+def test_a_signal_while_watch_applies_rows_stops_cleanly_and_watch_finishes_it(
+    signum, group, code, volume, pipeline_for, tmp_path, record
+):
+    """Finding 2: the stop is one clear line and exit 130/143; a restarted `watch` (with no
+    new file in source/) finishes the update, whatever state the stop was recorded in."""
+    pipeline_for(volume)  # nothing yet: the child creates the warehouse
+    stopped = _watch_until(volume, tmp_path, "applying new rows", signum, group=group)
+    assert stopped.returncode == code, stopped.describe()
+    line = _one_clean_line(stopped.stderr)
+    assert "nothing is lost" in line or "watch" in line, line
+    record("signal", signum=signum, group=group, stop_seconds=stopped.stop_seconds)
+    restarted = finish_cli(
+        start_cli(["watch", *volume_args(volume), *WATCH, "--idle-exit", "2"], tmp_path / "logs"),
+        timeout=600,
+    )
+    assert restarted.returncode == 0, restarted.describe()
+    check_all(pipeline_for(volume).spark, volume)
+
+
+def test_the_stopped_update_is_recorded_canceled_with_its_reason(volume, tmp_path):
+    stopped = _watch_until(volume, tmp_path, "new file(s) in", signal.SIGINT)
+    assert stopped.returncode == 130, stopped.describe()
+    events = [
+        json.loads(line)
+        for line in (volume.warehouse / "_orderlake" / "event_log.jsonl").read_text().splitlines()
+    ]
+    last = [e for e in events if e["event_type"] == "update_progress"][-1]
+    assert last["details"]["update_progress"]["state"] == "CANCELED", last
+    assert "SIGINT" in last["details"]["update_progress"]["reason"]
+
+
+def test_ctrl_c_twice_stops_at_once_and_the_next_run_heals(volume, pipeline_for, tmp_path):
+    """The second Ctrl-C does not wait for a safe point: it is a crash, and just as safe.
+
+    The child sleeps 60 s in a step no signal cuts short (as a long Spark write would be)."""
+    proc = start_cli(
+        ["run", *volume_args(volume)],
+        tmp_path / "logs",
+        env={"ORDERLAKE_SLOW_AT": "before_bronze_write:60"},
+    )
+    volume.drop_generated(rows=300, files=3, seed=6, invalid_ratio=0.05)
+    wait_for(lambda: "new file(s) in" in output_of(proc), 600, "the run to plan its files")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)  # the first: waits for the step to end
+    time.sleep(1.0)
+    stopped = finish_cli(proc, kill_when=lambda: True, kill_signal=signal.SIGINT, timeout=600)
+    assert stopped.returncode == 130, stopped.describe()
+    assert "stopped at once by a second SIGINT" in _one_clean_line(stopped.stderr)
+    pipeline_for(volume).update()
+    check_all(pipeline_for(volume).spark, volume)
+
+
+def test_a_tripped_fail_rule_says_what_to_do_and_show_names_it(volume, tmp_path):
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "rules:\n  - name: known_carrier\n    constraint: carrier = 'DHL'\n    action: fail\n"
+    )
+    volume.drop(
+        "a.csv",
+        "tracking_num,order_id,order_date,amount,carrier,last_updated\n"
+        "TRK00000001,O-1,2026-03-01,10.50,UPS,2026-03-01T10:00:00Z\n",
+    )
+    conf = ["--conf", f"orders.expectations_path={rules}"]
+    for _attempt in range(2):  # the same rows fail again: they are retried, not dropped
+        ran = finish_cli(start_cli(["run", *volume_args(volume), *conf], tmp_path / "logs"))
+        assert ran.returncode == 1, ran.describe()
+        line = _one_clean_line(ran.stderr)
+        assert "'known_carrier' (fail) on orders_clean failed for 1 row(s)" in line, line
+        assert "tracking_num=TRK00000001" in line and "carrier=UPS" in line, line
+        assert "order_date=2026-03-01" in line and "amount=10.50" in line, line
+        assert "Decimal(" not in line and "datetime." not in line, line
+        assert "until the rule changes" in line, line
+    shown = finish_cli(start_cli(["show", *volume_args(volume)], tmp_path / "logs"))
+    assert re.search(r"update \d+: FAILED", shown.stdout), shown.stdout
+    assert "known_carrier" in shown.stdout, shown.stdout
