@@ -88,6 +88,8 @@ MATRIX = (
         Kill("watch: halfway through archiving", at="archive_move:2", command="watch"),
         Kill("watch: target MERGE in progress", when="target_merging", command="watch"),
         Kill("watch: after the update, idle", when="idle", command="watch"),
+        Kill("refresh: after writing its intent", at="refresh_planned", command="refresh"),
+        Kill("refresh: one downstream table dropped", at="refresh_drop:2", command="refresh"),
     ]
 )
 DEFAULT = {"target MERGE in progress", "watch: halfway through archiving"}

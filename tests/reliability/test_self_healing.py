@@ -161,3 +161,38 @@ def test_a_tripped_fail_rule_says_what_to_do_and_show_names_it(volume, tmp_path)
     shown = finish_cli(start_cli(["show", *volume_args(volume)], tmp_path / "logs"))
     assert re.search(r"update \d+: FAILED", shown.stdout), shown.stdout
     assert "known_carrier" in shown.stdout, shown.stdout
+
+
+class _Crash(BaseException):
+    """Stands in for a kill in-process: nothing catches it, as nothing outlives SIGKILL."""
+
+
+def test_a_refresh_cut_short_is_finished_by_the_next_plain_update(volume, pipeline_for):
+    """Killed after dropping one downstream table of two: the next `run` (not `refresh`) must
+    finish the refresh, not rebuild one table over a stale other."""
+    from orderlake.engine import faults
+
+    volume.drop_generated(rows=200, files=2, seed=8, invalid_ratio=0.05)
+    pipeline_for(volume).update()
+    more = volume.drop_generated(rows=200, files=2, seed=9, invalid_ratio=0.05)
+    hits = {"n": 0}
+
+    def crash_on_second(_name: str) -> None:
+        hits["n"] += 1
+        if hits["n"] == 2:
+            raise _Crash()
+
+    faults.on_point("refresh_drop", crash_on_second)
+    try:
+        with pytest.raises(_Crash):
+            pipeline_for(volume).update(full_refresh=True)
+    finally:
+        faults.on_point("refresh_drop", None)
+    marker = volume.warehouse / "_orderlake" / "refresh.json"
+    assert marker.exists(), "the refresh intent must survive the crash"
+    assert more.paths[0].name in {p.name for p in volume.source.iterdir()}
+    assert pipeline_for(volume).pending_work() == "a full refresh was interrupted"
+    pipeline_for(volume).update()
+    assert not marker.exists()
+    assert not list((volume.warehouse / "tables").glob(".trash-*"))
+    check_all(pipeline_for(volume).spark, volume)
