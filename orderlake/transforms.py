@@ -7,7 +7,9 @@ return None and cannot be called outside a pipeline.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -42,6 +44,19 @@ _TIMESTAMP_TEXT = (
 )
 _WHITESPACE = " \t\r\n"
 
+T = TypeVar("T")
+# Column expressions built once per session: with classic PySpark each function call is a
+# round trip to the JVM, and a parse builds hundreds of them (a tenth of a second per update).
+# Columns are plain unresolved expressions, so one list serves every DataFrame of a session.
+_BUILT: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _built(frame: DataFrame, key: Any, build: Callable[[], T]) -> T:
+    cache = _BUILT.setdefault(frame.sparkSession, {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
 
 def with_file_metadata(files: DataFrame) -> DataFrame:
     """Raw rows of the reader plus where they came from (bronze's shape).
@@ -49,16 +64,20 @@ def with_file_metadata(files: DataFrame) -> DataFrame:
     The row position is the row's index inside its read partition. A file read whole (one
     partition, as `multiLine` and the local engine guarantee) gets its 0-based data row index.
     """
-    return files.select(
-        *COLUMN_NAMES,
-        RESCUED,
+    return files.select(*_built(files, "file_metadata", _file_metadata_columns))
+
+
+def _file_metadata_columns() -> list[Column]:
+    return [
+        *[F.col(name) for name in COLUMN_NAMES],
+        F.col(RESCUED),
         F.col("_metadata.file_path").alias(SOURCE_FILE),
         F.col("_metadata.file_modification_time").alias(FILE_MODIFICATION_TIME),
         F.current_timestamp().alias(INGESTED_AT),
         (F.monotonically_increasing_id().bitwiseAND(F.lit(_ROW_IN_PARTITION_MASK))).alias(
             ROW_POSITION
         ),
-    )
+    ]
 
 
 def _clean_text(name: str) -> Column:
@@ -90,6 +109,10 @@ def _parse(text: Column, sql_type: str) -> Column:
 
 def parse_orders(bronze: DataFrame) -> DataFrame:
     """Bronze text rows to typed order rows; `_raw` keeps the cleaned text for rules."""
+    return bronze.select(*_built(bronze, "parsed", _parsed_columns))
+
+
+def _parsed_columns() -> list[Column]:
     cleaned = {c.name: _clean_text(c.name) for c in COLUMNS}
     typed = []
     for column in COLUMNS:
@@ -98,7 +121,7 @@ def parse_orders(bronze: DataFrame) -> DataFrame:
             text = F.upper(text)
         typed.append(_parse(text, column.sql_type).alias(column.name))
     raw = F.struct(*[cleaned[name].alias(name) for name in COLUMN_NAMES]).alias(RAW)
-    return bronze.select(*typed, raw, RESCUED, *METADATA_COLUMNS)
+    return [*typed, raw, F.col(RESCUED), *[F.col(name) for name in METADATA_COLUMNS]]
 
 
 def sequence_column() -> Column:
@@ -113,6 +136,13 @@ def passes(constraint: str) -> Column:
 
 def quarantined(parsed: DataFrame, drop_rules: Mapping[str, str]) -> DataFrame:
     """Rows that fail any drop rule, with their file text and the name of every failed rule."""
+    failed, keep, shown = _built(
+        parsed, ("quarantined", tuple(drop_rules.items())), lambda: _quarantine_columns(drop_rules)
+    )
+    return parsed.withColumn(FAILED_RULES, failed).where(keep).select(*shown)
+
+
+def _quarantine_columns(drop_rules: Mapping[str, str]) -> tuple[Column, Column, list[Column]]:
     failed = F.filter(
         F.array(*[F.when(~passes(c), F.lit(name)) for name, c in drop_rules.items()]).cast(
             "array<string>"  # typed even when there are no drop rules
@@ -127,14 +157,11 @@ def quarantined(parsed: DataFrame, drop_rules: Mapping[str, str]) -> DataFrame:
         F.lit(": failed "),
         F.array_join(F.col(FAILED_RULES), ", "),
     )
-    return (
-        parsed.withColumn(FAILED_RULES, failed)
-        .where(F.size(FAILED_RULES) > 0)
-        .select(
-            *[F.col(f"{RAW}.{name}").alias(name) for name in COLUMN_NAMES],
-            RESCUED,
-            FAILED_RULES,
-            reason.alias(REASON),
-            *METADATA_COLUMNS,
-        )
-    )
+    shown = [
+        *[F.col(f"{RAW}.{name}").alias(name) for name in COLUMN_NAMES],
+        F.col(RESCUED),
+        F.col(FAILED_RULES),
+        reason.alias(REASON),
+        *[F.col(name) for name in METADATA_COLUMNS],
+    ]
+    return failed, F.size(FAILED_RULES) > 0, shown

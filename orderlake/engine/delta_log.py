@@ -53,3 +53,52 @@ def find_commit(path: Path, user_metadata: str, lookback: int = 50) -> dict[str,
                 if info.get("userMetadata") == user_metadata:
                     return info
     return None
+
+
+def committed_since(path: Path, version: int, user_metadata: str) -> bool:
+    """Did a commit after `version` carry this userMetadata? (A writer's proof of its write.)"""
+    newest = latest_version(path)
+    if newest is None:
+        return False
+    log = Path(path) / "_delta_log"
+    for v in range(newest, version, -1):
+        try:
+            with open(log / f"{v:020d}.json", encoding="utf-8") as handle:
+                for line in handle:
+                    if '"commitInfo"' in line:
+                        if json.loads(line)["commitInfo"].get("userMetadata") == user_metadata:
+                            return True
+                        break
+        except FileNotFoundError:
+            continue  # a checkpoint-only version
+    return False
+
+
+def latest_commit_info(path: Path) -> dict[str, Any] | None:
+    """The `commitInfo` of the newest commit (the writer's own, while it holds the lock)."""
+    version = latest_version(path)
+    if version is None:
+        return None
+    try:
+        with open(Path(path) / "_delta_log" / f"{version:020d}.json", encoding="utf-8") as handle:
+            for line in handle:
+                if '"commitInfo"' in line:
+                    return json.loads(line)["commitInfo"]
+    except FileNotFoundError:  # the newest version is a checkpoint only
+        return None
+    return None
+
+
+def holds_no_rows(path: Path, max_commits: int = 20) -> bool:
+    """True when the table exists and no commit of its short log ever added a file.
+
+    Only short logs are read (a table with a long history is not worth the look)."""
+    names = [n for n in _log_names(path) if _COMMIT.match(n)]
+    if not names or len(names) > max_commits or any(_CHECKPOINT.match(n) for n in _log_names(path)):
+        return False
+    log = Path(path) / "_delta_log"
+    for name in names:
+        with open(log / name, encoding="utf-8") as handle:
+            if any('"add"' in line for line in handle):
+                return False
+    return True

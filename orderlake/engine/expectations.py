@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+import weakref
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -92,32 +95,99 @@ def _passes(rule: Expectation) -> Column:
     return F.coalesce(F.expr(rule.constraint), F.lit(False))
 
 
-def enforce(
-    batch: DataFrame, rules: list[Expectation], dataset: str
-) -> tuple[DataFrame, QualityReport]:
-    """Count every rule in one pass; raise on a failed `fail` rule; drop what `drop` rules fail.
+_BUILT: weakref.WeakKeyDictionary[Any, dict[tuple, tuple]] = weakref.WeakKeyDictionary()
 
-    The caller should persist `batch`: it is read again for the kept rows.
-    """
+
+def _rule_columns(session: Any, rules: tuple[Expectation, ...]) -> tuple[Column, list[Column]]:
+    """(the drop rules' filter, the counting aggregates), built once per session and rule set:
+    each parse of a constraint is a round trip to the JVM."""
+    cache = _BUILT.setdefault(session, {})
+    if rules not in cache:
+        drop_ok = reduce(
+            lambda a, b: a & b, [_passes(r) for r in rules if r.action == "drop"], F.lit(True)
+        )
+        counts = [
+            F.count(F.lit(1)).alias("total"),
+            F.sum(F.when(drop_ok, 0).otherwise(1)).alias("dropped"),
+            *[
+                F.sum(F.when(_passes(r), 0).otherwise(1)).alias(f"f{i}")
+                for i, r in enumerate(rules)
+            ],
+        ]
+        cache[rules] = (drop_ok, counts)
+    return cache[rules]
+
+
+@dataclass
+class Checked:
+    """A batch with its expectations applied: the rows to write, and the rule counts."""
+
+    kept: DataFrame  # the rows every drop rule passes
+    _report: QualityReport | None = None
+    _observation: Observation | None = None
+    _rules: tuple[Expectation, ...] = ()
+    _dataset: str = ""
+    _batch: DataFrame | None = None
+
+    def report(self) -> QualityReport:
+        """The counts. With counting folded into the write, call it after the write; if the
+        write never read the rows (Delta skipped it), they are counted now instead."""
+        if self._report is not None:
+            return self._report
+        assert self._observation is not None and self._batch is not None
+        values = _observed(self._observation)
+        if values is None:
+            _, counts = _rule_columns(self._batch.sparkSession, self._rules)
+            values = self._batch.agg(*counts).first().asDict()
+        self._report = _report(self._dataset, self._rules, values)
+        return self._report
+
+
+def _report(dataset: str, rules: tuple[Expectation, ...], row: Any) -> QualityReport:
     report = QualityReport(dataset, {})
+    total = report.total = int(row["total"] or 0)
+    for i, rule in enumerate(rules):
+        failed = int(row[f"f{i}"] or 0)
+        report.counts[rule.name] = (total - failed, failed)
+    report.dropped = int(row["dropped"] or 0)
+    return report
+
+
+def _observed(observation: Observation, timeout: float = 10.0) -> dict[str, Any] | None:
+    """The observed counts; Spark posts them right after the write's job ends."""
+    found: dict[str, Any] = {}
+    waiter = threading.Thread(target=lambda: found.update(observation.get), daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    return found or None
+
+
+def enforce(
+    batch: DataFrame, rules: list[Expectation], dataset: str, *, count_in_write: bool = False
+) -> Checked:
+    """Apply expectations: raise on a failed `fail` rule, drop what `drop` rules fail, count.
+
+    The counts come from one aggregation over the batch, run now (the caller should persist
+    `batch`, which is read again for the kept rows), or, with `count_in_write` and no `fail`
+    rule, from an observation that the write of the kept rows collects on its way: no Spark
+    job of its own. A `fail` rule must be counted before anything is written.
+    """
     if not rules:
-        report.total = batch.count()
-        return batch, report
-    drop_ok = reduce(
-        lambda a, b: a & b, [_passes(r) for r in rules if r.action == "drop"], F.lit(True)
-    )
-    sums = [F.sum(F.when(_passes(r), 0).otherwise(1)).alias(f"f{i}") for i, r in enumerate(rules)]
-    row = batch.agg(
-        F.count(F.lit(1)).alias("total"),
-        F.sum(F.when(drop_ok, 0).otherwise(1)).alias("dropped"),
-        *sums,
-    ).first()
-    total = report.total = row["total"]
+        return Checked(batch, QualityReport(dataset, {}))
+    key = tuple(rules)
+    drop_ok, counts = _rule_columns(batch.sparkSession, key)
+    if count_in_write and not any(r.action == "fail" for r in rules):
+        observation = Observation(f"orderlake_rules_{next(_OBSERVATIONS)}")
+        observed = batch.observe(observation, *counts)
+        return Checked(observed.where(drop_ok), None, observation, key, dataset, batch)
+    row = batch.agg(*counts).first()
+    report = _report(dataset, key, row)
     for i, rule in enumerate(rules):
         failed = row[f"f{i}"] or 0
-        report.counts[rule.name] = (total - failed, failed)
         if rule.action == "fail" and failed:
             sample = sample_as_text(batch.where(~_passes(rule)).limit(1))
             raise ExpectationFailed(dataset, rule, failed, sample)
-    report.dropped = row["dropped"] or 0
-    return (batch.where(drop_ok) if report.dropped else batch), report
+    return Checked(batch.where(drop_ok) if report.dropped else batch, report)
+
+
+_OBSERVATIONS = itertools.count(1)

@@ -1,13 +1,20 @@
-"""Streaming flows of an update: each runs incrementally from its checkpoint (availableNow).
+"""The incremental flows of an update: each takes the rows its sources gained since its last run.
 
-Every micro-batch write is idempotent, so a batch replayed after a crash changes nothing:
-appends carry `txnAppId`/`txnVersion` = batch id, AUTO CDC merges are sequence-guarded.
+No streaming query: a flow's run reads the rows its source tables appended since its last run
+(their Delta commits, `table_changes`) as one batch. The run is planned (its source versions and
+the versions of the tables it writes) before it writes and marked done after (`flow_state`);
+its commits carry the run as `userMetadata`, so a crash in between replays the same run and
+skips the writes whose commits are already there.
+
+Flows that read the same source over the same versions share one read: each flow's input is
+persisted on local disk, AUTO CDC sources first, so Spark's cache serves the parsed rows to the
+other flows' plans as well.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +22,14 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from orderlake.engine.autocdc import apply_batch
-from orderlake.engine.delta_log import is_delta_table
+from orderlake.engine.autocdc import apply_batch, create_target
+from orderlake.engine.delta_log import committed_since, is_delta_table, latest_version
 from orderlake.engine.expectations import QualityReport, enforce
 from orderlake.engine.faults import kill_point
+from orderlake.engine.flow_state import FlowRun, FlowStates
 from orderlake.engine.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.interrupt import STOP
+from orderlake.engine.table_changes import read_appended, source_version
 
 
 @dataclass
@@ -32,6 +41,7 @@ class FlowProgress:
     output_rows: int = 0
     quality: QualityReport | None = None
     extra: dict[str, int] = field(default_factory=dict)
+    recovered: bool = False  # a run an earlier update planned and did not finish
 
     def as_details(self) -> dict[str, Any]:
         details: dict[str, Any] = {
@@ -44,16 +54,29 @@ class FlowProgress:
         return details
 
 
+Append = Callable[[DataFrame, Path, Dataset, str | None], int]
+
+
 @dataclass
 class FlowContext:
     spark: SparkSession
     graph: PipelineGraph
-    app_id: str
     table_path: Callable[[str], Path]
-    checkpoint_path: Callable[[str], Path]
-    append: Callable[[DataFrame, Path, Dataset, str, int | None], None]
-    # Makes `spark.readStream.table(name)` give this batch while the context is open.
-    bind: Callable[[str, DataFrame], AbstractContextManager[None]]
+    states: FlowStates
+    append: Append  # (frame, path, dataset, tag) -> the rows it wrote
+    # `spark.readStream.table(name)` gives `frame` while the returned context is open.
+    bind: Callable[[dict[str, DataFrame]], Any]
+    sources: Callable[[Flow], set[str]]  # the stored tables a flow reads as a stream
+
+
+@dataclass
+class _Planned:
+    flow: Flow
+    run: FlowRun
+    recovered: bool
+
+    def key(self) -> tuple:
+        return tuple(sorted((s, tuple(r)) for s, r in self.run.ranges.items()))
 
 
 def _checked_dataset(ctx: FlowContext, flow: Flow) -> Dataset:
@@ -62,27 +85,158 @@ def _checked_dataset(ctx: FlowContext, flow: Flow) -> Dataset:
 
 
 def _input(ctx: FlowContext, flow: Flow) -> DataFrame:
-    """A flow's streaming input: its query, or its AUTO CDC source view's."""
+    """A flow's input: its query, or its AUTO CDC source view's."""
     if isinstance(flow, AutoCdcFlow):
         return ctx.graph.view_flow(flow.source).func()
     return flow.func()
 
 
-def _write_batch(
+def _plan(ctx: FlowContext, flow: Flow) -> _Planned | None:
+    """This update's run of `flow`: the one an earlier update left unfinished, or the versions
+    its sources gained since its last run (None: nothing new)."""
+    last = ctx.states.last(flow.name)
+    if last is not None and not last.done:
+        return _Planned(flow, last, recovered=True)
+    ranges = {}
+    for source in sorted(ctx.sources(flow)):
+        start = last.next_start(source) if last else 0
+        end = source_version(ctx.table_path(source))
+        ranges[source] = [start, max(end, start - 1)]
+    if not any(end >= start for start, end in ranges.values()):
+        return None
+    written = {t: _version(ctx.table_path(t)) for t in _written_tables(ctx, flow)}
+    run = FlowRun((last.run if last else 0) + 1, ranges, written=written)
+    ctx.states.save(flow.name, run)
+    kill_point(f"planned:{flow.name}")
+    return _Planned(flow, run, recovered=False)
+
+
+def _written_tables(ctx: FlowContext, flow: Flow) -> list[str]:
+    target = ctx.graph.dataset(flow.target).name
+    return [target, f"__{target}_tombstones"] if isinstance(flow, AutoCdcFlow) else [target]
+
+
+def _version(path: Path) -> int:
+    version = latest_version(path)
+    return -1 if version is None else version
+
+
+def run_flows(ctx: FlowContext, flows: list[Flow]) -> list[FlowProgress]:
+    """Run `flows` (none reads another's target): each over what its sources gained."""
+    progress = {
+        f.name: FlowProgress(
+            f.name, f.target, quality=QualityReport(_checked_dataset(ctx, f).name, {})
+        )
+        for f in flows
+    }
+    planned = [p for p in (_plan(ctx, f) for f in flows) if p is not None]
+    groups: dict[tuple, list[_Planned]] = {}
+    for item in planned:
+        groups.setdefault(item.key(), []).append(item)
+    for group in groups.values():
+        STOP.check()
+        _run_group(ctx, group, progress)
+    for flow in flows:
+        _ensure_table(ctx, flow)
+        if not _checked_dataset(ctx, flow).expectations:
+            progress[flow.name].quality = None
+    return [progress[f.name] for f in flows]
+
+
+def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, FlowProgress]) -> None:
+    """Flows that take the same versions of the same sources: one read, shared."""
+    ranges = group[0].run.ranges
+    increments, counts = {}, []
+    for source, (start, end) in ranges.items():
+        increments[source], rows = read_appended(ctx.spark, ctx.table_path(source), start, end)
+        counts.append(rows)
+    rows_in = sum(c or 0 for c in counts)
+    ordered = sorted(group, key=lambda p: not isinstance(p.flow, AutoCdcFlow))
+    small = None not in counts and rows_in < SMALL_BATCH_ROWS
+    frames: dict[str, DataFrame] = {}
+    with ExitStack() as cleanup:
+        cleanup.enter_context(ctx.bind(increments))
+        if small:
+            cleanup.enter_context(_batch_settings(ctx.spark, rows_in))
+        try:
+            for item in ordered:
+                frame = _input(ctx, item.flow)
+                # Caching a flow's input pays only when other flows share it and it is big.
+                cache = CACHE_SHARED_INPUTS and not small and len(ordered) > 1
+                frames[item.flow.name] = frame.persist(CACHE_LEVEL) if cache else frame
+            for item in ordered:
+                STOP.check()
+                # Count the rules in the write itself when an unfinished run (which may skip
+                # its writes) is not being replayed.
+                count_in_write = None not in counts and not item.recovered
+                _write_run(
+                    ctx,
+                    item,
+                    frames[item.flow.name],
+                    rows_in,
+                    progress[item.flow.name],
+                    count_in_write,
+                )
+        finally:
+            for frame in frames.values():
+                frame.unpersist()
+
+
+# Small runs are mostly fixed cost, and Spark's speed-ups for big data cost more than they save
+# there: below SMALL_BATCH_ROWS input rows adaptive execution (a job per query stage) and
+# caching the input, below TINY_BATCH_ROWS also compiling each query to Java (Janino: a few
+# hundred ms per MERGE phase; interpreting a few thousand rows is quicker). Measured in
+# docs/performance.md.
+SMALL_BATCH_ROWS = 100_000
+TINY_BATCH_ROWS = 5_000
+CACHE_SHARED_INPUTS = True
+CACHE_LEVEL = StorageLevel.DISK_ONLY
+_SMALL_BATCH_CONF = {"spark.sql.adaptive.enabled": "false"}
+_TINY_BATCH_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+
+
+@contextmanager
+def _batch_settings(spark: SparkSession, rows: int) -> Iterator[None]:
+    conf = dict(_SMALL_BATCH_CONF)
+    if rows < TINY_BATCH_ROWS:
+        conf.update(_TINY_BATCH_CONF)
+    previous = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def _write_run(
     ctx: FlowContext,
-    flow: Flow,
+    item: _Planned,
     frame: DataFrame,
-    checked: Dataset,
-    batch_id: int,
+    rows_in: int,
     progress: FlowProgress,
+    count_in_write: bool,
 ) -> None:
-    """Expectations, then the flow's idempotent write, for one micro-batch of one flow."""
+    """Expectations, then the flow's idempotent write; then the run is marked done."""
+    flow, run = item.flow, item.run
+    checked = _checked_dataset(ctx, flow)
     target = ctx.graph.dataset(flow.target)
-    kept, report = enforce(frame, checked.expectations, checked.name)
-    if report.total == 0:
-        return
-    STOP.check()
+    rules = enforce(frame, checked.expectations, checked.name, count_in_write=count_in_write)
+    kept = rules.kept
     kill_point(f"before_write:{flow.name}")
+    tag = run.tag(flow.name)
+    done = frozenset(
+        ctx.table_path(t)
+        for t, before in run.written.items()
+        if item.recovered and committed_since(ctx.table_path(t), before, tag)
+    )
     if isinstance(flow, AutoCdcFlow):
         result = apply_batch(
             ctx.spark,
@@ -91,120 +245,45 @@ def _write_batch(
             ctx.table_path(target.name),
             ctx.table_path(f"__{target.name}_tombstones"),
             target.table_properties,
+            tag,
+            done,
         )
         for name in ("inserted", "updated", "deleted"):
             key = f"num_{name}_rows"
             progress.extra[key] = progress.extra.get(key, 0) + getattr(result, name)
+        written = result.inserted + result.updated
+    elif ctx.table_path(target.name) in done:
+        written = 0
     else:
-        ctx.append(kept, ctx.table_path(target.name), target, flow.name, batch_id)
+        written = ctx.append(kept, ctx.table_path(target.name), target, tag)
     kill_point(f"after_write:{flow.name}")
+    run.done = True
+    ctx.states.save(flow.name, run)
     progress.batches += 1
-    progress.input_rows += report.total
-    progress.output_rows += report.total - report.dropped
-    assert progress.quality is not None
-    progress.quality.merge(report)
+    progress.recovered = progress.recovered or item.recovered
+    progress.input_rows += rows_in
+    progress.output_rows += written
+    if progress.quality is not None and ctx.table_path(target.name) not in done:
+        progress.quality.merge(rules.report())
 
 
-def run_flows(ctx: FlowContext, flows: list[Flow], source: str | None) -> list[FlowProgress]:
-    """Run flows from one checkpoint, in one streaming query.
-
-    With `source` (the one table all of them read), the query streams that table and, for each
-    micro-batch, evaluates every flow's query on the batch (the batch stands in for
-    `spark.readStream.table(source)`): the new rows are read and cached once for all flows.
-    Without it, the one flow's own streaming query runs as written.
-    """
-    checked = {f.name: _checked_dataset(ctx, f) for f in flows}
-    progress = {
-        f.name: FlowProgress(f.name, f.target, quality=QualityReport(checked[f.name].name, {}))
-        for f in flows
-    }
-    if source is None:
-        [only] = flows
-        stream = _input(ctx, only)
-    else:
-        stream = ctx.spark.readStream.table(source)
-    failure: list[BaseException] = []
-
-    def each_batch(batch: DataFrame, batch_id: int) -> None:
-        try:
-            STOP.check()
-            frames = _batch_frames(ctx, flows, source, batch)
-            try:
-                for flow in flows:
-                    _write_batch(
-                        ctx,
-                        flow,
-                        frames[flow.name],
-                        checked[flow.name],
-                        batch_id,
-                        progress[flow.name],
-                    )
-            finally:
-                for frame in frames.values():
-                    frame.unpersist()
-        except BaseException as exc:  # surfaced after the query stops, with its own type
-            failure.append(exc)
-            raise
-
-    name = group_name(flows)
-    query = (
-        stream.writeStream.foreachBatch(each_batch)
-        .option("checkpointLocation", str(ctx.checkpoint_path(name)))
-        .queryName(f"orderlake_{name}")
-        .trigger(availableNow=True)
-        .start()
-    )
-    try:
-        query.awaitTermination()
-    except Exception:
-        if failure:
-            raise failure[0] from None
-        raise
-    for flow in flows:
-        _ensure_table(ctx, flow, ctx.graph.dataset(flow.target))
-        if not checked[flow.name].expectations:
-            progress[flow.name].quality = None
-    return [progress[f.name] for f in flows]
-
-
-def _batch_frames(
-    ctx: FlowContext, flows: list[Flow], source: str | None, batch: DataFrame
-) -> dict[str, DataFrame]:
-    """Each flow's input for this micro-batch, persisted: each is read more than once.
-
-    AUTO CDC sources (views such as the parsed, typed rows) are persisted first. Spark's cache
-    then serves that same sub-plan inside the other flows' plans (the quarantine flow parses
-    the batch the same way), so the batch is read and parsed once for all flows.
-    On local disk, not the heap: a first load is one micro-batch of any size, and the default
-    in-memory cache of a 10M-row batch ran a 4 GB driver out of heap.
-    """
-    if source is None:
-        [only] = flows
-        return {only.name: batch.persist(StorageLevel.DISK_ONLY)}
-    ordered = sorted(flows, key=lambda f: not isinstance(f, AutoCdcFlow))
-    frames: dict[str, DataFrame] = {}
-    with ctx.bind(source, batch):
-        for flow in ordered:
-            frames[flow.name] = _input(ctx, flow).persist(StorageLevel.DISK_ONLY)
-    return frames
-
-
-def group_name(flows: list[Flow]) -> str:
-    """The checkpoint name of flows run together (changing the group needs a full refresh)."""
-    return "+".join(sorted(f.name for f in flows))
-
-
-def _ensure_table(ctx: FlowContext, flow: Flow, target: Dataset) -> None:
+def _ensure_table(ctx: FlowContext, flow: Flow) -> None:
     """A streaming table exists after its first update, even when no rows came yet."""
+    target = ctx.graph.dataset(flow.target)
     path = ctx.table_path(target.name)
     if is_delta_table(path):
         return
-    empty = ctx.spark.createDataFrame([], _input(ctx, flow).schema)
+    with ctx.bind({s: _empty(ctx, s) for s in ctx.sources(flow)}):
+        empty = _input(ctx, flow)
     if isinstance(flow, AutoCdcFlow):
-        tombstones = ctx.table_path(f"__{target.name}_tombstones")
-        apply_batch(ctx.spark, empty, flow, path, tombstones, target.table_properties)
+        create_target(ctx.spark, empty, flow, path, target.table_properties)
     else:
-        ctx.append(empty, path, target, flow.name, None)  # no txn: batch ids start at 0
+        ctx.append(empty.limit(0), path, target, None)
+
+
+def _empty(ctx: FlowContext, source: str) -> DataFrame:
+    frame, _ = read_appended(ctx.spark, ctx.table_path(source), 0, -1)
+    return frame
 
 
 def query_flows(graph: PipelineGraph, ingest: set[str]) -> list[Flow]:
@@ -212,4 +291,4 @@ def query_flows(graph: PipelineGraph, ingest: set[str]) -> list[Flow]:
     return [f for f in graph.table_flows() if f.name not in ingest]
 
 
-__all__ = ["FlowContext", "FlowProgress", "QueryFlow", "group_name", "query_flows", "run_flows"]
+__all__ = ["FlowContext", "FlowProgress", "QueryFlow", "query_flows", "run_flows"]

@@ -5,7 +5,7 @@ Order of steps, and why it is crash-safe:
 2. list the source folder once: files arriving later belong to a later update;
 3. write the plan (manifest) durably;
 4. move unusable files to rejected/ (report first, then an atomic rename);
-5. append the rows to bronze with `txnAppId`/`txnVersion` = update id: Delta commits it once;
+5. append the rows to bronze, the commit tagged with the update id (`userMetadata`);
 6. mark the manifest committed, then move the loaded files to archive/ (atomic renames).
 A file leaves source/ only after its rows are committed, and bronze never takes an update twice.
 """
@@ -57,7 +57,6 @@ class IngestContext:
     spark: SparkSession
     autoloader: LocalAutoLoader
     ledger: Ledger
-    app_id: str
     rejected_path: Path
     progress: Callable[[str], None]
 
@@ -174,13 +173,18 @@ def _reject(manifest: Manifest, source: Path, update_id: int, result: IngestResu
 
 
 def run_ingest(
-    ctx: IngestContext, flow: QueryFlow, table: Path, update_id: int, write: Callable
+    ctx: IngestContext,
+    flow: QueryFlow,
+    source: CloudFilesSource,
+    table: Path,
+    update_id: int,
+    write: Callable,
 ) -> IngestResult:
-    """One update of a cloudFiles flow. `write(df, update_id, tag)` appends to bronze."""
+    """One update of the cloudFiles flow that reads `source` (what `probe` found).
+
+    `write(df, tag)` appends to bronze, tagging the commit."""
     result = IngestResult(flow.name)
     recover(ctx, flow, table, result)
-    source = probe(flow, ctx.autoloader)
-    assert source is not None
     STOP.check()
     listing = list_source(source.path)
     if not listing:
@@ -201,7 +205,7 @@ def run_ingest(
             frame = flow.func()
             STOP.check()
             kill_point("before_bronze_write")
-            write(frame, update_id, _metadata_tag(update_id))
+            write(frame, _metadata_tag(update_id))
             kill_point("after_bronze_commit")
         finally:
             ctx.autoloader.files = []

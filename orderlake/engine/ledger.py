@@ -1,7 +1,7 @@
 """The durable record of updates: which files each update took and whether it committed.
 
 One small JSON manifest per update, written atomically (temp file, fsync, rename). Together with
-the bronze commit's `txnAppId`/`txnVersion` and `userMetadata`, it lets a restarted engine
+the bronze commit's `userMetadata` (the update id), it lets a restarted engine
 finish or forget an interrupted update without loading a file twice or losing one.
 """
 

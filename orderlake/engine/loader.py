@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import runpy
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,10 @@ class _StreamReader:
         bound = self._session.bound.get(name)
         if bound is not None:
             return bound
+        if self._session.stream_source is not None:
+            found = self._session.stream_source(name)
+            if found is not None:
+                return found
         return self._session.real.readStream.options(**self._options).table(name)
 
 
@@ -79,15 +83,18 @@ class LocalSparkSession:
         self.autoloader = autoloader
         self.tables_read: set[str] = set()
         self.bound: dict[str, DataFrame] = {}
+        # What `readStream.table(name)` gives when nothing is bound (None: a real stream).
+        self.stream_source: Callable[[str], DataFrame | None] | None = None
 
     @contextlib.contextmanager
-    def bind(self, table: str, frame: DataFrame) -> Iterator[None]:
-        """While open, `readStream.table(table)` returns `frame` (a micro-batch)."""
-        self.bound[table] = frame
+    def bind(self, frames: dict[str, DataFrame]) -> Iterator[None]:
+        """While open, `readStream.table(name)` returns `frames[name]` (the rows to process)."""
+        saved = dict(self.bound)
+        self.bound.update(frames)
         try:
             yield
         finally:
-            self.bound.pop(table, None)
+            self.bound = saved
 
     @property
     def readStream(self) -> _StreamReader:  # noqa: N802 - mirrors SparkSession

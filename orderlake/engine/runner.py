@@ -12,7 +12,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,18 +19,20 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from orderlake.bundle_config import load_bundle
-from orderlake.engine.autoloader import LocalAutoLoader
-from orderlake.engine.delta_log import is_delta_table
+from orderlake.engine.autoloader import CloudFilesSource, LocalAutoLoader
+from orderlake.engine.delta_log import is_delta_table, latest_commit_info, latest_version
 from orderlake.engine.eventlog import EventLog
 from orderlake.engine.faults import kill_point
+from orderlake.engine.flow_state import FlowStates
 from orderlake.engine.flows import FlowContext, FlowProgress, query_flows, run_flows
-from orderlake.engine.graph import Dataset, Flow, PipelineGraph, QueryFlow
+from orderlake.engine.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.ingest import IngestContext, IngestResult, probe, run_ingest
 from orderlake.engine.interrupt import STOP, Interrupted
 from orderlake.engine.ledger import Ledger, write_atomic
 from orderlake.engine.loader import LocalSparkSession, load_definitions
 from orderlake.engine.lock import warehouse_lock
 from orderlake.engine.session import get_spark
+from orderlake.engine.table_changes import read_appended, source_version
 from orderlake.settings import REPO_ROOT, PipelineSettings
 
 # table name -> location registered in this process's session catalog (in-memory catalog)
@@ -117,6 +118,10 @@ class LocalPipeline:
         self.graph: PipelineGraph = load_definitions(
             definition_files(self.root, self.bundle.libraries), self.session
         )
+        self.flow_states = FlowStates(self.state_path / "flows")
+        self._sources: dict[str, set[str]] = {}
+        self._producing: set[str] = set()
+        self.session.stream_source = self._stream_source
         self._register_tables()
         self.ingest_flows: list[QueryFlow] = self._ingest_flows()
 
@@ -139,13 +144,21 @@ class LocalPipeline:
         write_atomic(marker, json.dumps({"pipeline_id": pipeline_id}))  # whole or absent
         return pipeline_id
 
-    def _prepare(self) -> None:
+    def _prepare(self, full_refresh: bool = False) -> None:
         """What the first update creates, and what an interrupted one left: under the lock."""
         self.pipeline_id = self._pipeline_id()
+        legacy = self.warehouse_path / "_checkpoints"
+        if legacy.is_dir() and not full_refresh and not self.flow_states.folder.is_dir():
+            raise WarehouseFormatError(
+                f"{self.warehouse_path} was written by an earlier orderlake (streaming "
+                "checkpoints in _checkpoints/); run `orderlake refresh` once to rebuild its "
+                "downstream tables from bronze in the current format"
+            )
         if (self.state_path / REFRESH_MARKER).exists():
             self._finish_refresh()
         _purge_trash(self.warehouse_path / "tables")
         _purge_trash(self.warehouse_path)
+        _purge_trash(self.state_path)
         for flow in self.ingest_flows:
             # Auto Loader targets exist from the start, so other flows can read them.
             if not is_delta_table(self.table_path(flow.target)):
@@ -153,7 +166,6 @@ class LocalPipeline:
                     flow.func().limit(0),
                     self.table_path(flow.target),
                     self.graph.dataset(flow.target),
-                    flow.name,
                     None,
                 )
 
@@ -170,13 +182,54 @@ class LocalPipeline:
         state = last["details"]["update_progress"].get("state") if last else None
         if last and state != "COMPLETED":
             return f"update {last['origin']['update_id']} ended {state}"
+        ingest = {f.name for f in self.ingest_flows}
+        for flow in query_flows(self.graph, ingest):
+            run = self.flow_states.last(flow.name)
+            if run is not None and not run.done:
+                return f"flow {flow.name} did not finish its run {run.run}"
+            for source in self._tables_read(flow):
+                start = run.next_start(source) if run else 0
+                if source_version(self.table_path(source)) >= start:
+                    return f"flow {flow.name} has not applied every row of {source} yet"
         return None
+
+    def warm_up(self) -> None:
+        """Work the next update would start with, done ahead while `watch` waits: the file
+        list of every table a MERGE writes (Delta computes it per table version)."""
+        for flow in self.graph.flows:
+            if not isinstance(flow, AutoCdcFlow):
+                continue
+            path = self.table_path(flow.target)
+            if is_delta_table(path):
+                try:
+                    self.spark.read.format("delta").load(str(path)).inputFiles()
+                except Exception:  # only a head start: the update does it anyway
+                    pass
+
+    def _stream_source(self, name: str) -> DataFrame | None:
+        """`readStream.table(name)` outside a flow run (learning what a flow reads): no rows,
+        with the table's columns (from its log, or, before it exists, from the flow that will
+        write it)."""
+        if name not in self.graph.datasets or self.graph.dataset(name).kind != "table":
+            return None
+        path = self.table_path(name)
+        if is_delta_table(path):
+            return read_appended(self.spark, path, 0, -1)[0]
+        if name in self._producing:
+            return None  # a cycle: the error comes from the real reader
+        writer = next(
+            (f for f in self.graph.flows if f.target == name and isinstance(f, QueryFlow)), None
+        )
+        if writer is None:
+            return None
+        self._producing.add(name)
+        try:
+            return writer.func().limit(0)
+        finally:
+            self._producing.discard(name)
 
     def table_path(self, name: str) -> Path:
         return self.warehouse_path / "tables" / name
-
-    def checkpoint_path(self, flow: str) -> Path:
-        return self.warehouse_path / "_checkpoints" / flow
 
     def _register(self, name: str) -> None:
         """Name the table in the session catalog, so `spark.readStream.table(name)` finds it."""
@@ -195,8 +248,9 @@ class LocalPipeline:
                 self._register(dataset.name)
 
     def _ingest_flows(self) -> list[QueryFlow]:
-        """Flows that read cloudFiles (probing them writes nothing)."""
+        """Flows that read cloudFiles (probing them writes nothing); their sources are kept."""
         found = []
+        self.ingest_sources: dict[str, CloudFilesSource] = {}
         for flow in self.graph.table_flows():
             if not isinstance(flow, QueryFlow):
                 continue
@@ -206,33 +260,30 @@ class LocalPipeline:
                 continue  # reads a table that does not exist yet: not an ingest flow
             if source is not None:
                 found.append(flow)
+                self.ingest_sources[flow.name] = source
         return found
 
     # --- writes --------------------------------------------------------------------------------
 
-    def _append(
-        self,
-        frame: DataFrame,
-        path: Path,
-        dataset: Dataset,
-        flow: str,
-        version: int | None,
-        user_metadata: str | None = None,
-    ) -> None:
-        """Idempotent append: Delta skips a (txnAppId, txnVersion) it has already committed."""
+    def _append(self, frame: DataFrame, path: Path, dataset: Dataset, tag: str | None) -> int:
+        """Append, the commit carrying `tag` (how a replay finds it); returns the rows written.
+
+        No Delta transaction id: looking one up reads the table's whole log state (three Spark
+        jobs per write), and the tag in the log, read from Python, proves the same thing."""
         writer = frame.write.format("delta").mode("append")
-        if version is not None:
-            writer = writer.option("txnAppId", f"{self.pipeline_id}:{flow}").option(
-                "txnVersion", str(version)
-            )
-        if user_metadata:
-            writer = writer.option("userMetadata", user_metadata)
-        if not is_delta_table(path):
+        if tag:
+            writer = writer.option("userMetadata", tag)
+        before = latest_version(path)
+        if before is None:
             for key, value in dataset.table_properties.items():
                 if key.startswith("delta."):
                     writer = writer.option(key, value)
         writer.save(str(path))
         self._register(dataset.name)
+        if latest_version(path) == before:
+            return 0
+        info = latest_commit_info(path) or {}
+        return int((info.get("operationMetrics") or {}).get("numOutputRows", 0))
 
     # --- updates -------------------------------------------------------------------------------
 
@@ -258,7 +309,7 @@ class LocalPipeline:
             details={"state": "RUNNING", "full_refresh": full_refresh},
         )
         try:
-            self._prepare()
+            self._prepare(full_refresh)
             if full_refresh:
                 self._reset_downstream(update_id)
             self._run_update(update_id, result)
@@ -298,33 +349,45 @@ class LocalPipeline:
             self.spark,
             self.autoloader,
             self.ledger,
-            self.pipeline_id,
             Path(self.settings.rejected_path),
             self.progress,
         )
         for flow in self.ingest_flows:
             target = self.graph.dataset(flow.target)
 
-            def write(frame: DataFrame, version: int, tag: str, flow=flow, target=target) -> None:
-                self._append(frame, self.table_path(target.name), target, flow.name, version, tag)
+            def write(frame: DataFrame, tag: str, target=target) -> None:
+                self._append(frame, self.table_path(target.name), target, tag)
 
-            ingested = run_ingest(ingest_ctx, flow, self.table_path(target.name), update_id, write)
+            ingested = run_ingest(
+                ingest_ctx,
+                flow,
+                self.ingest_sources[flow.name],
+                self.table_path(target.name),
+                update_id,
+                write,
+            )
             result.ingest.append(ingested)
             self._emit_ingest(update_id, ingested)
         flow_ctx = FlowContext(
             self.spark,
             self.graph,
-            self.pipeline_id,
             self.table_path,
-            self.checkpoint_path,
+            self.flow_states,
             self._append,
             self.session.bind,
+            self._tables_read,
         )
         flows = query_flows(self.graph, {f.name for f in self.ingest_flows})
         for wave in flow_waves(flows, self._tables_read):
             STOP.check()
-            for progress in self._run_wave(flow_ctx, wave):
+            self.progress(f"{', '.join(f.name for f in wave)}: applying new rows")
+            for progress in run_flows(flow_ctx, wave):
+                self._register(progress.dataset)
                 result.flows.append(progress)
+                self.progress(
+                    f"{progress.flow}: {progress.input_rows:,} rows in, "
+                    f"{progress.output_rows:,} written"
+                )
                 self.events.emit(
                     "flow_progress",
                     f"Flow '{progress.flow}' has COMPLETED.",
@@ -334,41 +397,17 @@ class LocalPipeline:
                 )
 
     def _tables_read(self, flow: Flow) -> set[str]:
-        """The tables a flow's query reads (calling it only builds a plan)."""
-        self.session.tables_read.clear()
-        query = flow.func if isinstance(flow, QueryFlow) else self.graph.view_flow(flow.source).func
-        query()
-        return set(self.session.tables_read)
-
-    def _run_wave(self, ctx: FlowContext, wave: list[Flow]) -> list[FlowProgress]:
-        """Flows reading the same single table share one query; the groups run side by side."""
-        by_source: dict[str, list[Flow]] = {}
-        alone: list[tuple[str | None, list[Flow]]] = []
-        for flow in wave:
-            reads = self._tables_read(flow)
-            if len(reads) == 1:
-                by_source.setdefault(next(iter(reads)), []).append(flow)
-            else:
-                alone.append((None, [flow]))
-        runs = [*by_source.items(), *alone]
-
-        def one(source: str | None, flows: list[Flow]) -> list[FlowProgress]:
-            names = ", ".join(f.name for f in flows)
-            self.progress(f"{names}: applying new rows" + (f" of {source}" if source else ""))
-            done = run_flows(ctx, flows, source)
-            for progress in done:
-                self._register(progress.dataset)
-                self.progress(
-                    f"{progress.flow}: {progress.input_rows:,} rows in, "
-                    f"{progress.output_rows:,} kept"
-                )
-            return done
-
-        if len(runs) == 1:
-            return one(*runs[0])
-        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="flow") as pool:
-            futures = [pool.submit(one, source, flows) for source, flows in runs]
-        return [p for future in futures for p in future.result()]  # re-raises a failure
+        """The tables a flow's query reads as a stream (calling it only builds a plan)."""
+        if flow.name not in self._sources:
+            self.session.tables_read.clear()
+            query = (
+                flow.func if isinstance(flow, QueryFlow) else self.graph.view_flow(flow.source).func
+            )
+            query()
+            self._sources[flow.name] = {
+                t for t in self.session.tables_read if t in self.graph.datasets
+            }
+        return self._sources[flow.name]
 
     def _emit_ingest(self, update_id: int, ingested: IngestResult) -> None:
         self.events.emit(
@@ -411,7 +450,9 @@ class LocalPipeline:
         a crash never leaves a table half deleted."""
         marker = self.state_path / REFRESH_MARKER
         tables = json.loads(marker.read_text(encoding="utf-8"))["tables"]
-        # Every checkpoint belongs to a downstream flow (Auto Loader flows use the ledger).
+        # Every flow state belongs to a downstream flow (Auto Loader flows use the ledger);
+        # _checkpoints/ is where warehouses of earlier versions kept theirs.
+        _trash(self.flow_states.folder)
         _trash(self.warehouse_path / "_checkpoints")
         for name in tables:
             self.spark.sql(f"DROP TABLE IF EXISTS `{name}`")
@@ -422,9 +463,14 @@ class LocalPipeline:
         marker.unlink()
         _purge_trash(self.warehouse_path / "tables")
         _purge_trash(self.warehouse_path)
+        _purge_trash(self.state_path)
 
 
 REFRESH_MARKER = "refresh.json"
+
+
+class WarehouseFormatError(RuntimeError):
+    """The warehouse was written in a format this version does not run (refresh it)."""
 _TRASH_PREFIX = ".trash-"
 
 

@@ -101,6 +101,9 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.databricks.delta.autoCompact.enabled", "false")
         .config("spark.sql.streaming.stopTimeout", "30s")
+        # Flows read the data files a table's new commits added: list them on the driver,
+        # not with a Spark job, however many there are.
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")
     )
     if os.environ.get("ORDERLAKE_IVY_DIR"):
         builder = builder.config("spark.jars.ivy", os.environ["ORDERLAKE_IVY_DIR"])

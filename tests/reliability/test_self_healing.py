@@ -67,6 +67,13 @@ def test_the_first_start_writes_nothing_before_it_holds_the_lock(volume, pipelin
     check_all(pipeline.spark, volume)
 
 
+def test_a_fresh_warehouse_has_no_pending_work_and_stays_untouched(volume, pipeline_for):
+    """`watch` asks first whether an earlier update left work: on a warehouse that does not
+    exist yet the answer is no, and asking writes nothing."""
+    assert pipeline_for(volume).pending_work() is None
+    assert not volume.warehouse.exists()
+
+
 def _watch_until(volume: Volume, tmp_path, marker: str, signum: int, *, group: bool = True):
     """`orderlake watch` in a child; a file lands; `signum` once `marker` is printed."""
     proc = start_cli(["watch", *volume_args(volume), *WATCH], tmp_path / "logs")
