@@ -44,7 +44,8 @@ def job_spans(log_dir: Path) -> list[tuple[int, int, str]]:
     spans: list[tuple[int, int, str]] = []
     for event in _job_events(log_dir):
         if event.get("Event") == "SparkListenerJobStart":
-            site = (event.get("Properties") or {}).get("callSite.short") or ""
+            props = event.get("Properties") or {}
+            site = props.get("spark.job.description") or props.get("callSite.short") or ""
             stage = (event.get("Stage Infos") or [{}])[-1].get("Stage Name", "")
             starts[event["Job ID"]] = (event["Submission Time"], f"{site} | {stage}")
         elif event.get("Event") == "SparkListenerJobEnd" and event.get("Job ID") in starts:

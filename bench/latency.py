@@ -66,6 +66,7 @@ def measure_watch(b, files: int, rows: int) -> dict:
                 max_updates=files,
                 idle_exit_seconds=TIMEOUT_S,
                 log=lambda message: None,
+                between_updates=pipe.warm_up,  # as `orderlake watch` does
             )
         finally:
             done.set()

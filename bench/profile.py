@@ -25,13 +25,23 @@ TIMES: dict[str, float] = defaultdict(float)
 
 
 def timed(name: str, func: Callable) -> Callable:
+    """Time `func`, and label the Spark jobs it starts with `name` (innermost label wins)."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from pyspark import SparkContext
+
+        sc = SparkContext._active_spark_context
+        outer = sc.getLocalProperty("spark.job.description") if sc else None
+        if sc:
+            sc.setJobDescription(name.strip())
         start = time.perf_counter()
         try:
             return func(*args, **kwargs)
         finally:
             TIMES[name] += time.perf_counter() - start
+            if sc:
+                sc.setJobDescription(outer)
 
     return wrapper
 
@@ -57,7 +67,9 @@ def instrument() -> None:
     _wrap(flows, "enforce", "flow: expectations")
     _wrap(flows, "apply_batch", "flow: AUTO CDC apply_batch")
     _wrap(DeltaMergeBuilder, "execute", "  of which MERGE execute")
-    _wrap(runner, "run_flows", "streaming flows (total)")
+    _wrap(runner, "run_flows", "flows (total)")
+    _wrap(runner.LocalPipeline, "_register", "catalog registration")
+    _wrap(runner.LocalPipeline, "_prepare", "prepare")
 
 
 def merge_metrics(spark, table: Path) -> dict:

@@ -213,11 +213,14 @@ def start_spark(log_dir: Path):
     return get_spark("orderlake-bench")
 
 
+# Big enough to take the engine's paths for big batches (compiled queries, cached inputs) and,
+# with the increment, for small ones (see orderlake.engine.flows.SMALL_BATCH_ROWS): every
+# contender's measured runs then find their code warm.
 WARMUP = Sizes(
-    Spec("warmup", 2_000, 2, seed=9),
-    Spec("warmup_inc", 1_000, 1, seed=10, update_ratio=0.3, base="warmup"),
-    Spec("warmup", 2_000, 2, seed=9),
-    Spec("warmup_inc", 1_000, 1, seed=10, update_ratio=0.3, base="warmup"),
+    Spec("warmup2", 120_000, 2, seed=9),
+    Spec("warmup2_inc", 1_000, 1, seed=10, update_ratio=0.3, base="warmup2"),
+    Spec("warmup2", 120_000, 2, seed=9),
+    Spec("warmup2_inc", 1_000, 1, seed=10, update_ratio=0.3, base="warmup2"),
     watch_files=0,
     watch_rows=0,
 )

@@ -131,6 +131,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         idle_exit_seconds=args.idle_exit,
         log=_say,
         pending=pipeline.pending_work,
+        between_updates=pipeline.warm_up,
     )
     return EXIT_OK
 
@@ -296,8 +297,9 @@ def _main(argv: list[str] | None) -> int:
             return stopped.exit_code
         from orderlake.bundle_config import BundleConfigError
         from orderlake.engine.loader import DefinitionError
+        from orderlake.engine.runner import WarehouseFormatError
 
-        if isinstance(exc, BundleConfigError | DefinitionError):
+        if isinstance(exc, BundleConfigError | DefinitionError | WarehouseFormatError):
             print(f"orderlake: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         print(f"orderlake: update failed: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)

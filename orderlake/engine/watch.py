@@ -7,6 +7,7 @@ the previous trigger. Files that arrive during an update are taken by the next o
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,18 @@ class ArrivalTrigger:
         self._last_trigger = now
         return True
 
+    def due_in(self) -> float | None:
+        """Seconds until the files waiting now would start an update (None: none is waiting),
+        so the loop can wake exactly then instead of at its next poll."""
+        if not self._listing:
+            return None
+        now = self.clock()
+        settle = self._changed_at + self.timings.wait_after_last_change_seconds - now
+        spacing = 0.0
+        if self._last_trigger is not None:
+            spacing = self._last_trigger + self.timings.min_time_between_triggers_seconds - now
+        return max(settle, spacing, 0.0)
+
 
 def watch(
     source: Path,
@@ -61,11 +74,14 @@ def watch(
     idle_exit_seconds: float | None = None,
     log: Callable[[str], None] = print,
     pending: Callable[[], str | None] | None = None,
+    between_updates: Callable[[], None] | None = None,
 ) -> int:
     """Poll `source` and run updates until stopped; returns how many updates ran.
 
     `pending()` says why an update must run even with no new file (an earlier update left
-    work undone): then one runs at once, since no file arrival may ever trigger it."""
+    work undone): then one runs at once, since no file arrival may ever trigger it.
+    `between_updates()` runs in the background after each update (e.g. to warm what the next
+    one reads); the next update waits for it."""
     trigger = ArrivalTrigger(timings)
     updates = 0
     reason = pending() if pending is not None else None
@@ -78,6 +94,7 @@ def watch(
         f"watching {source} (wait {timings.wait_after_last_change_seconds:g}s after the last "
         f"change, at least {timings.min_time_between_triggers_seconds:g}s between updates)"
     )
+    background: threading.Thread | None = None
     while max_updates is None or updates < max_updates:
         STOP.check()
         listing = list_source(source)
@@ -85,12 +102,18 @@ def watch(
             idle_since = time.monotonic()
         if trigger.observe(listing):
             log(f"{len(listing)} file(s) waiting: starting an update")
+            if background is not None:
+                background.join()
             run_update()
             updates += 1
             idle_since = time.monotonic()
+            if between_updates is not None:
+                background = threading.Thread(target=between_updates, daemon=True)
+                background.start()
             continue
         if idle_exit_seconds is not None and time.monotonic() - idle_since >= idle_exit_seconds:
             log(f"no new files for {idle_exit_seconds:g}s: stopping")
             break
-        time.sleep(timings.poll_seconds)
+        due = trigger.due_in()
+        time.sleep(timings.poll_seconds if due is None else min(timings.poll_seconds, due + 0.001))
     return updates
