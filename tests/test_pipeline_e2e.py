@@ -138,3 +138,11 @@ def test_restart_after_a_kill_between_bronze_commit_and_archive(tmp_path, spark,
     bronze = _table(spark, warehouse, "orders_bronze")
     assert sorted(r["tracking_num"] for r in bronze) == ["TRK00000001", "TRK00000002"]
     assert set(_target(spark, warehouse)) == {"TRK00000001", "TRK00000002"}
+
+
+def test_only_the_cloudfiles_flow_ingests_on_a_fresh_warehouse(tmp_path, make_pipeline):
+    """Learning what orders_quarantine reads builds bronze's query before bronze exists; the
+    cloudFiles read that makes belongs to bronze's flow, not to the quarantine's."""
+    pipeline = make_pipeline()
+    assert [f.name for f in pipeline.ingest_flows] == ["orders_bronze"]
+    assert not (tmp_path / "warehouse" / "tables" / "orders_bronze").exists()

@@ -223,10 +223,14 @@ class LocalPipeline:
         if writer is None:
             return None
         self._producing.add(name)
+        # The writer's own sources are not the caller's: a flow reading a table that an ingest
+        # flow writes is not an ingest flow itself.
+        requests = list(self.autoloader.requests)
         try:
             return writer.func().limit(0)
         finally:
             self._producing.discard(name)
+            self.autoloader.requests[:] = requests
 
     def table_path(self, name: str) -> Path:
         return self.warehouse_path / "tables" / name
