@@ -23,16 +23,21 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	@if [ ! -d "$(WAREHOUSE)" ] && [ -z "$$(ls -A $(VOLUME)/source 2>/dev/null)" ]; then \
 		$(BIN)/orderlake samples --volume $(VOLUME); fi
-	$(BIN)/orderlake watch --volume $(VOLUME) --warehouse $(WAREHOUSE) $(WATCH_ARGS) $(ARGS)
+	$(BIN)/orderlake watch --create --volume $(VOLUME) --warehouse $(WAREHOUSE) $(WATCH_ARGS) $(ARGS)
 	$(BIN)/orderlake show --volume $(VOLUME) --warehouse $(WAREHOUSE)
 
 # The real Databricks CLI (built once from source with Go, cached) validates the bundle in the
 # tests; REQUIRE_DATABRICKS_CLI=0 lets those tests skip on a machine without Go.
+# Headless Chromium (Debian's package) renders the HTML report in the tests; REQUIRE_BROWSER=0
+# lets those tests skip where it cannot be installed.
 REQUIRE_DATABRICKS_CLI ?= 1
+REQUIRE_BROWSER ?= 1
 test: setup
 	bash scripts/install-databricks-cli.sh >/dev/null || [ "$(REQUIRE_DATABRICKS_CLI)" = 0 ]
+	bash scripts/install-chromium.sh >/dev/null 2>&1 || [ "$(REQUIRE_BROWSER)" = 0 ]
 	$(BIN)/ruff check .
-	ORDERLAKE_REQUIRE_DATABRICKS_CLI=$(REQUIRE_DATABRICKS_CLI) $(BIN)/pytest $(PYTEST_ARGS)
+	ORDERLAKE_REQUIRE_DATABRICKS_CLI=$(REQUIRE_DATABRICKS_CLI) \
+	ORDERLAKE_REQUIRE_BROWSER=$(REQUIRE_BROWSER) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

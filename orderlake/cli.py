@@ -1,30 +1,107 @@
 """`orderlake`: run the orders pipeline locally, watch for files, look at the tables.
 
 Exit codes: 0 ok; 1 the update failed (a `fail` rule, an error in a flow); 2 usage or
-configuration error (bad rules, bundle, Java); 75 another update holds the lock (try later);
+configuration error (bad option, missing folder, bad rules, bundle, Java); 3 `run --strict`:
+the update rejected files or quarantined rows; 75 another update holds the lock (try later);
 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM: the next update finishes what it left.
 The `remote` commands (Databricks workspace) have their own codes, see `orderlake remote -h`.
+
+Only the commands that run the pipeline start Spark; `show`, `quarantine`, `report`, `conf`
+and `samples` read files alone and answer in about a second.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STRICT, EXIT_BUSY = 0, 1, 2, 3, 75
 _START = time.monotonic()
+
+EPILOG = """exit codes:
+  0    ok
+  1    the update failed (a `fail` rule, an error in a flow)
+  2    usage or configuration error (bad option, missing folder, rules, bundle, Java)
+  3    run --strict: the update rejected files or quarantined rows
+  75   another update holds the warehouse lock (try later, or --wait S)
+  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM (the next update finishes the work)
+"""
+
+
+class UsageError(Exception):
+    """A bad option or folder: one line, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _say(message: str) -> None:
     print(f"[{time.monotonic() - _START:7.1f}s] {message}", flush=True)
 
 
-def _paths(parser: argparse.ArgumentParser) -> None:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orderlake")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+# --- options --------------------------------------------------------------------------------
+
+
+def _conf_item(text: str) -> tuple[str, str]:
+    from orderlake.settings import DEFAULTS, PREFIX
+
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    if key.startswith(PREFIX) and key not in DEFAULTS:
+        raise argparse.ArgumentTypeError(f"unknown key {key!r} (`orderlake conf` lists them)")
+    return key, value
+
+
+def _non_negative(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text} is negative")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative(int)(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = _non_negative(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
+def _volume_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--volume",
         type=Path,
@@ -32,28 +109,67 @@ def _paths(parser: argparse.ArgumentParser) -> None:
         help="folder laid out like the volume: source/, archive/, rejected/ "
         "(default: $ORDERLAKE_VOLUME or local/volume)",
     )
+
+
+def _warehouse_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warehouse",
         type=Path,
         default=Path(os.environ.get("ORDERLAKE_WAREHOUSE", "local/warehouse")),
-        help="folder for the Delta tables, checkpoints and the event log "
+        help="folder for the Delta tables, flow state and the event log "
         "(default: $ORDERLAKE_WAREHOUSE or local/warehouse)",
     )
+
+
+def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that load and run the pipeline."""
+    _volume_option(parser)
+    _warehouse_option(parser)
     parser.add_argument("--target", default=None, help="bundle target whose settings to use")
     parser.add_argument(
         "--conf",
         action="append",
         default=[],
+        type=_conf_item,
         metavar="KEY=VALUE",
-        help="override a pipeline configuration key (repeatable)",
+        help="override a pipeline configuration key (repeatable; `orderlake conf` lists them)",
     )
+    parser.add_argument(
+        "--create",
+        action="store_true",
+        help="create the volume folder if it does not exist (else a missing --volume is an "
+        "error, so a typo does not run an empty pipeline)",
+    )
+
+
+def _check_volume(args: argparse.Namespace) -> None:
+    volume: Path = args.volume
+    if volume.exists() and not volume.is_dir():
+        raise UsageError(f"--volume {volume} is a file, not a folder")
+    if not volume.exists() and not getattr(args, "create", False):
+        raise UsageError(f"no volume folder at {volume} (pass --create to make one)")
+    warehouse: Path | None = getattr(args, "warehouse", None)
+    if warehouse is not None and warehouse.exists() and not warehouse.is_dir():
+        raise UsageError(f"--warehouse {warehouse} is a file, not a folder")
+
+
+def _existing_warehouse(args: argparse.Namespace) -> Path:
+    warehouse: Path = args.warehouse
+    if warehouse.exists() and not warehouse.is_dir():
+        raise UsageError(f"--warehouse {warehouse} is a file, not a folder")
+    if not warehouse.is_dir():
+        raise UsageError(f"no warehouse at {warehouse} (nothing has run yet: `orderlake run`)")
+    return warehouse
+
+
+# --- pipeline commands ----------------------------------------------------------------------
 
 
 def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
     from orderlake.engine.interrupt import STOP, install_handlers, note_jvm
     from orderlake.engine.runner import LocalPipeline, spark_jvm_pid
 
-    overrides = dict(item.split("=", 1) for item in args.conf)
+    overrides = dict(args.conf)
     for folder in ("source", "archive", "rejected"):
         (args.volume / folder).mkdir(parents=True, exist_ok=True)
     _say(f"starting Spark and loading the pipeline (volume {args.volume})")
@@ -85,13 +201,28 @@ def _report(result: Any) -> None:
             _say(f"  {name} changed while it was read: left in source/ for the next update")
 
 
+def _quarantined(result: Any) -> int:
+    return max((f.quality.dropped for f in result.flows if f.quality is not None), default=0)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from orderlake.engine.lock import warehouse_lock
 
+    _check_volume(args)
     # Take the lock before starting Spark: a second loader is told at once, not after 20 s.
     with warehouse_lock(args.warehouse).acquired(args.wait) as lock:
         pipeline = _pipeline(args, lock)
-        _report(pipeline.update(full_refresh=args.full_refresh, lock_held=True))
+        result = pipeline.update(full_refresh=args.full_refresh, lock_held=True)
+        _report(result)
+    if getattr(args, "strict", False):
+        quarantined = _quarantined(result)
+        if result.files_rejected or quarantined:
+            print(
+                f"orderlake: --strict: update {result.update_id} rejected "
+                f"{result.files_rejected} file(s) and quarantined {quarantined:,} row(s)",
+                file=sys.stderr,
+            )
+            return EXIT_STRICT
     return EXIT_OK
 
 
@@ -100,6 +231,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from orderlake.engine.lock import Busy
     from orderlake.engine.watch import TriggerTimings, watch
 
+    _check_volume(args)
     pipeline = _pipeline(args)
     bundle = pipeline.bundle
     timings = TriggerTimings(
@@ -122,6 +254,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
             if _fatal(exc):
                 raise
             _say(f"update failed: {_one_line(exc)}")
+        if args.report:
+            _write_report(args.volume, args.warehouse)
 
     watch(
         Path(pipeline.settings.source_path),
@@ -134,6 +268,20 @@ def cmd_watch(args: argparse.Namespace) -> int:
         between_updates=pipeline.warm_up,
     )
     return EXIT_OK
+
+
+def _write_report(volume: Path, warehouse: Path, out: Path | None = None) -> Path | None:
+    """Rewrite the HTML report after an update; a report that cannot be written is said, not
+    fatal (the update itself is done)."""
+    from orderlake.report import write_report
+
+    try:
+        path = write_report(volume, warehouse, out)
+    except Exception as exc:
+        _say(f"report not written: {type(exc).__name__}: {exc}")
+        return None
+    _say(f"report: {path}")
+    return path
 
 
 def _fatal(exc: BaseException) -> bool:
@@ -149,10 +297,61 @@ def _one_line(exc: BaseException) -> str:
     return error_text(exc)
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    from orderlake.engine.inspect import show
+# --- looking (no Spark) ---------------------------------------------------------------------
 
-    show(args.volume, args.warehouse, rows=args.rows, out=print)
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from orderlake.views.show import collect, render
+
+    warehouse = _existing_warehouse(args)
+    data = collect(args.volume, warehouse, last=args.last)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        render(data, print)
+    return EXIT_OK
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from orderlake.views.quarantine import quarantined, render
+
+    rows = quarantined(_existing_warehouse(args), rule=args.rule, file=args.file)
+    shown = rows if args.limit == 0 else rows[: args.limit]
+    if args.json:
+        print(json.dumps({"total": len(rows), "rows": shown}, indent=2, default=str))
+    else:
+        render(shown, len(rows), print)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from orderlake.report import write_report
+
+    path = write_report(args.volume, _existing_warehouse(args), args.out)
+    print(f"report written to {path} (open file://{path.resolve()})")
+    return EXIT_OK
+
+
+def cmd_conf(args: argparse.Namespace) -> int:
+    from orderlake.settings import DEFAULTS, DESCRIPTIONS
+
+    local = {
+        "orders.volume_path": "--volume",
+        "orders.expectations_path": "expectations/orders.yml of the bundle",
+    }
+    if args.json:
+        print(json.dumps([{"key": k, "default": v, "description": DESCRIPTIONS.get(k, "")}
+                          for k, v in DEFAULTS.items()], indent=2))
+        return EXIT_OK
+    width = max(len(k) for k in DEFAULTS)
+    for key, default in DEFAULTS.items():
+        shown = repr(default) if default else "''"
+        print(f"{key:{width}}  default {shown}")
+        print(f"{'':{width}}  {DESCRIPTIONS.get(key, '')}")
+        if key in local:
+            print(f"{'':{width}}  locally set from {local[key]}")
+    print("Set one with --conf KEY=VALUE (run, refresh, watch); the bundle sets them all in "
+          "resources/orders_pipeline.yml.")
     return EXIT_OK
 
 
@@ -162,6 +361,8 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
     from orderlake.settings import REPO_ROOT
 
     path = args.path or REPO_ROOT / "expectations" / "orders.yml"
+    if not Path(path).is_file():
+        raise UsageError(f"no rule file at {path}")
     ruleset = load_rules(path, spark=get_spark())
     counts = {a: len(ruleset.constraints(a)) for a in ("drop", "warn", "fail")}
     print(f"{path}: {len(ruleset.rules)} rules OK ({counts})")
@@ -171,7 +372,18 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
 def cmd_samples(args: argparse.Namespace) -> int:
     from orderlake.synthetic import generate_order_files
 
-    source = args.volume / "source"
+    volume: Path = args.volume
+    if volume.exists() and not volume.is_dir():
+        raise UsageError(f"--volume {volume} is a file, not a folder")
+    source = volume / "source"
+    names = [f"{args.prefix}_{i:05d}.csv" for i in range(args.files)]
+    for folder in ("source", "archive", "rejected"):
+        taken = [n for n in names if (volume / folder / n).exists()]
+        if taken:
+            raise UsageError(
+                f"{volume / folder / taken[0]} already exists: samples never overwrite a file "
+                "(choose another --prefix)"
+            )
     generated = generate_order_files(
         source,
         rows=args.rows,
@@ -180,76 +392,209 @@ def cmd_samples(args: argparse.Namespace) -> int:
         seed=args.seed,
         name_prefix=args.prefix,
     )
+    for folder in ("archive", "rejected"):
+        (volume / folder).mkdir(parents=True, exist_ok=True)
     print(f"wrote {generated.rows:,} rows in {len(generated.paths)} file(s) to {source}")
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orderlake", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+# --- the parser -----------------------------------------------------------------------------
 
-    run = sub.add_parser("run", help="run one update: load new files, check, upsert, archive")
-    _paths(run)
+
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="orderlake",
+        description=__doc__.split("\n\n")[0].strip("`").split(": ", 1)[-1],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"orderlake {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = _command(
+        sub,
+        "run",
+        "run one update: load new files, check, upsert, archive",
+        "Run one pipeline update: load the files waiting in source/ into bronze, check the "
+        "rows against the rules, upsert the target, archive the files, rewrite the report.",
+    )
+    _pipeline_options(run)
     run.add_argument("--full-refresh", action="store_true", help="rebuild the target from bronze")
-    run.add_argument("--wait", type=float, default=0.0, help="wait up to S seconds for the lock")
+    run.add_argument(
+        "--wait", type=_non_negative(float), default=0.0, metavar="SECONDS",
+        help="wait up to SECONDS for another update's lock (default 0: exit 75 at once)",
+    )
+    run.add_argument(
+        "--strict", action="store_true",
+        help="exit 3 when the update rejected a file or quarantined a row",
+    )
     run.set_defaults(func=cmd_run)
 
-    refresh = sub.add_parser("refresh", help="full refresh: rebuild downstream tables from bronze")
-    _paths(refresh)
-    refresh.add_argument("--wait", type=float, default=0.0, help="wait up to S seconds for lock")
-    refresh.set_defaults(func=cmd_run, full_refresh=True)
+    refresh = _command(
+        sub,
+        "refresh",
+        "full refresh: rebuild downstream tables from bronze",
+        "Full refresh: drop the tables downstream of bronze and rebuild them from every "
+        "bronze row (after a rule change, or to recover a table).",
+    )
+    _pipeline_options(refresh)
+    refresh.add_argument(
+        "--wait", type=_non_negative(float), default=0.0, metavar="SECONDS",
+        help="wait up to SECONDS for another update's lock (default 0: exit 75 at once)",
+    )
+    refresh.set_defaults(func=cmd_run, full_refresh=True, strict=False)
 
-    watch = sub.add_parser("watch", help="file-arrival trigger: update when new files settle")
-    _paths(watch)
+    watch = _command(
+        sub,
+        "watch",
+        "file-arrival trigger: update when new files settle",
+        "File-arrival trigger: start an update once files in source/ stop changing, with the "
+        "bundle job's timings unless overridden; rewrites the report after each update.",
+    )
+    _pipeline_options(watch)
     watch.add_argument(
-        "--wait-after-last-change",
-        type=float,
-        default=None,
-        metavar="S",
-        help="default: the bundle job's wait_after_last_change_seconds",
+        "--wait-after-last-change", type=_non_negative(float), default=None, metavar="SECONDS",
+        help="seconds with no change in source/ before an update starts "
+        "(default: the bundle job's wait_after_last_change_seconds)",
     )
     watch.add_argument(
-        "--min-between-triggers",
-        type=float,
-        default=None,
-        metavar="S",
-        help="default: the bundle job's min_time_between_triggers_seconds",
+        "--min-between-triggers", type=_non_negative(float), default=None, metavar="SECONDS",
+        help="seconds at least between two update starts "
+        "(default: the bundle job's min_time_between_triggers_seconds)",
     )
-    watch.add_argument("--poll", type=float, default=0.5, metavar="S", help="listing interval")
-    watch.add_argument("--max-updates", type=int, default=None, help="stop after N updates")
     watch.add_argument(
-        "--idle-exit",
-        type=float,
-        default=None,
-        metavar="S",
-        help="stop after S seconds with no file waiting",
+        "--poll", type=_non_negative(float), default=0.5, metavar="SECONDS",
+        help="seconds between listings of source/ (default 0.5)",
+    )
+    watch.add_argument(
+        "--max-updates", type=_positive_int, default=None, metavar="N",
+        help="stop after N updates",
+    )
+    watch.add_argument(
+        "--idle-exit", type=_non_negative(float), default=None, metavar="SECONDS",
+        help="stop after SECONDS with no file waiting",
+    )
+    watch.add_argument(
+        "--no-report", dest="report", action="store_false",
+        help="do not rewrite the HTML report after each update",
     )
     watch.set_defaults(func=cmd_watch)
 
-    show = sub.add_parser("show", help="row counts, quarantine reasons, last update's rules")
-    _paths(show)
-    show.add_argument("--rows", type=int, default=5, help="sample rows to print per table")
+    show = _command(
+        sub,
+        "show",
+        "files, tables, recent updates and their checks (no Spark)",
+        "Files per folder, rejected files and why, table row counts, quarantine reasons, the "
+        "recent updates and the last one's per-rule counts; read from the event log and the "
+        "Delta logs, without starting Spark.",
+    )
+    _volume_option(show)
+    _warehouse_option(show)
+    show.add_argument(
+        "--last", type=_non_negative(int), default=5, metavar="N",
+        help="how many recent updates to list (default 5)",
+    )
+    show.add_argument("--json", action="store_true", help="print the same as JSON")
     show.set_defaults(func=cmd_show)
 
-    rules = sub.add_parser("check-rules", help="validate a rule file (YAML and SQL)")
-    rules.add_argument("path", nargs="?", type=Path)
+    quarantine = _command(
+        sub,
+        "quarantine",
+        "list quarantined rows: file, row, failed rules, text as sent (no Spark)",
+        "The rows the drop rules held back: file, row number (1 = the first row after the "
+        "header), every rule the row failed, and its text as sent.",
+    )
+    _warehouse_option(quarantine)
+    quarantine.add_argument("--rule", metavar="RULE", help="only rows that failed RULE")
+    quarantine.add_argument(
+        "--file", metavar="FILE", help="only rows of FILE (a file name or its full path)"
+    )
+    quarantine.add_argument(
+        "--limit", type=_non_negative(int), default=20, metavar="N",
+        help="show at most N rows (default 20; 0 shows all)",
+    )
+    quarantine.add_argument("--json", action="store_true", help="print JSON: total and rows")
+    quarantine.set_defaults(func=cmd_quarantine)
+
+    report = _command(
+        sub,
+        "report",
+        "write an HTML report: graph, updates, checks, quarantine (no Spark)",
+        "Write one self-contained HTML page (works offline, from file://): the pipeline "
+        "graph with row counts, the update history, each rule's pass/fail per update, "
+        "quarantine reasons with sample rows, rejected files.",
+    )
+    _volume_option(report)
+    _warehouse_option(report)
+    report.add_argument(
+        "--out", type=Path, default=None, metavar="FILE",
+        help="where to write it (default: report.html in the warehouse folder)",
+    )
+    report.set_defaults(func=cmd_report)
+
+    conf = _command(
+        sub,
+        "conf",
+        "list every pipeline configuration key with its default",
+        "Every pipeline configuration key the definitions read, its default and what it "
+        "sets; override one with --conf KEY=VALUE.",
+    )
+    conf.add_argument("--json", action="store_true", help="print JSON")
+    conf.set_defaults(func=cmd_conf)
+
+    rules = _command(
+        sub,
+        "check-rules",
+        "validate a rule file (YAML and SQL)",
+        "Validate a rule file: YAML shape, actions, names, SQL that parses, contract columns "
+        "only, boolean and deterministic constraints (starts Spark to parse the SQL).",
+    )
+    rules.add_argument(
+        "path", nargs="?", type=Path,
+        help="the rule file (default: expectations/orders.yml)",
+    )
     rules.set_defaults(func=cmd_check_rules)
 
-    samples = sub.add_parser("samples", help="write sample client files into source/")
-    _paths(samples)
-    samples.add_argument("--rows", type=int, default=2000)
-    samples.add_argument("--files", type=int, default=4)
-    samples.add_argument("--invalid-ratio", type=float, default=0.02)
-    samples.add_argument("--seed", type=int, default=7)
-    samples.add_argument("--prefix", default="orders")
+    samples = _command(
+        sub,
+        "samples",
+        "write sample client files into source/",
+        "Write sample client CSV files (a few invalid rows included) into the volume's "
+        "source/ folder, creating the volume; never overwrites a file.",
+    )
+    _volume_option(samples)
+    samples.add_argument(
+        "--rows", type=_non_negative(int), default=2000, metavar="N",
+        help="rows in all (default 2000)",
+    )
+    samples.add_argument(
+        "--files", type=_positive_int, default=4, metavar="N",
+        help="files to spread them over (default 4)",
+    )
+    samples.add_argument(
+        "--invalid-ratio", type=_ratio, default=0.02, metavar="SHARE",
+        help="share of rows broken on purpose, 0 to 1 (default 0.02)",
+    )
+    samples.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    samples.add_argument(
+        "--prefix", default="orders",
+        help="file names are PREFIX_00000.csv, PREFIX_00001.csv, ... (default orders)",
+    )
     samples.set_defaults(func=cmd_samples)
 
-    try:
-        from orderlake.remote.cli import register
-    except ImportError:  # remote commands need databricks-sdk
-        pass
-    else:
-        register(sub)
+    from orderlake.remote.cli import register
+
+    register(sub)
     return parser
 
 
@@ -266,43 +611,57 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _raised(exc: BaseException, module: str, *names: str) -> bool:
+    """Is `exc` one of these classes? Checked only if their module is loaded (an exception
+    from it implies it is), so a command never imports Spark just to classify an error."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, tuple(getattr(loaded, n) for n in names))
+
+
 def _main(argv: list[str] | None) -> int:
     from orderlake.engine.interrupt import STOP, Interrupted
 
     _quiet_python_loggers()
     args = build_parser().parse_args(argv)
-    from orderlake.engine.expectations import ExpectationFailed
-    from orderlake.engine.lock import Busy
-    from orderlake.engine.session import JavaMissing
-    from orderlake.rules import RuleError
-
     try:
         return int(args.func(args) or 0)
     except Interrupted as exc:
         print(f"orderlake: {exc.describe()}", file=sys.stderr)
         return exc.exit_code
-    except Busy as exc:
-        print(f"orderlake: {exc}", file=sys.stderr)
-        return EXIT_BUSY
-    except (JavaMissing, RuleError) as exc:
-        print(f"orderlake: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"orderlake {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except ExpectationFailed as exc:
-        print(f"orderlake: update failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # anything else: one clear line, then the type for bug reports
+    except Exception as exc:  # classify; anything else: one clear line, the type for reports
+        if _raised(exc, "orderlake.engine.lock", "Busy"):
+            print(f"orderlake: {exc}", file=sys.stderr)
+            return EXIT_BUSY
+        if _raised(exc, "orderlake.engine.session", "JavaMissing") or _raised(
+            exc, "orderlake.rules", "RuleError"
+        ):
+            print(f"orderlake: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        if _raised(exc, "orderlake.engine.expectations", "ExpectationFailed"):
+            print(f"orderlake: update failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if STOP.signum is not None:  # e.g. the JVM got the same SIGTERM and is gone
             stopped = Interrupted(STOP.signum)
             print(f"orderlake: {stopped.describe()}", file=sys.stderr)
             return stopped.exit_code
-        from orderlake.bundle_config import BundleConfigError
-        from orderlake.engine.loader import DefinitionError
-        from orderlake.engine.runner import WarehouseFormatError
-
-        if isinstance(exc, BundleConfigError | DefinitionError | WarehouseFormatError):
+        if (
+            _raised(exc, "orderlake.bundle_config", "BundleConfigError")
+            or _raised(exc, "orderlake.engine.loader", "DefinitionError")
+            or _raised(exc, "orderlake.engine.runner", "WarehouseFormatError")
+            or _raised(exc, "orderlake.views.delta_snapshot", "SnapshotError")
+        ):
             print(f"orderlake: {exc}", file=sys.stderr)
             return EXIT_CONFIG
-        print(f"orderlake: update failed: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        if args.command in ("run", "refresh", "watch"):
+            print(
+                f"orderlake: update failed: {type(exc).__name__}: {_one_line(exc)}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"orderlake {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 

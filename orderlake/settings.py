@@ -28,6 +28,20 @@ DEFAULTS: dict[str, str] = {
     "orders.archive_retention": "0 days",
 }
 
+# key -> what it sets (`orderlake conf` prints these with the defaults).
+DESCRIPTIONS: dict[str, str] = {
+    "orders.catalog": "Unity Catalog catalog of the tables and the volume",
+    "orders.schema": "schema of the tables and the volume",
+    "orders.volume": "volume holding source/, archive/ and rejected/",
+    "orders.volume_path": "root of the volume; empty: /Volumes/<catalog>/<schema>/<volume> "
+    "(locally: --volume)",
+    "orders.source_dir": "folder under the volume where clients drop files",
+    "orders.archive_dir": "folder under the volume where loaded files move",
+    "orders.rejected_dir": "folder under the volume for unusable files and their reports",
+    "orders.expectations_path": "rule file; empty: expectations/orders.yml of this package",
+    "orders.archive_retention": "Auto Loader cleanSource MOVE retention on Databricks",
+}
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

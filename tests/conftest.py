@@ -90,3 +90,41 @@ def make_pipeline(tmp_path: Path, spark) -> Callable[..., object]:
         return LocalPipeline(tmp_path / "volume", tmp_path / "warehouse", spark=spark, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(spark, tmp_path_factory) -> dict:
+    """A warehouse two real updates wrote (for the read-only commands: show, quarantine,
+    report): update 1 loads a file with two good rows, a negative amount and a row with a
+    missing field, rejects a binary file and archives a header-only one; update 2 updates a
+    key (a MERGE that leaves a deletion vector) and quarantines a row without order_id."""
+    from orderlake.engine.runner import LocalPipeline
+
+    root = tmp_path_factory.mktemp("built")
+    volume, warehouse = root / "volume", root / "warehouse"
+    source = volume / "source"
+    source.mkdir(parents=True)
+
+    def drop(name: str, body: bytes, stamp: int) -> None:
+        (source / name).write_bytes(body)
+        os.utime(source / name, (stamp, stamp))
+
+    first = [
+        order_row("TRK00000001", "2026-03-01T10:00:00Z"),
+        order_row("TRK00000002", "2026-03-01T10:00:00Z"),
+        order_row("TRK00000003", "2026-03-01T10:00:00Z", amount="-4.00"),
+        "TRK00000004,O-4,C-1",
+    ]
+    drop("day1.csv", ("\n".join([HEADER, *first]) + "\n").encode(), 1_700_000_001)
+    drop("broken.csv", b"\x00\x01\x02 not text", 1_700_000_002)
+    drop("header_only.csv", (HEADER + "\n").encode(), 1_700_000_003)
+    pipeline = LocalPipeline(volume, warehouse, spark=spark)
+    pipeline.update()
+    second = [
+        order_row("TRK00000001", "2026-03-02T10:00:00Z", status="DELIVERED"),
+        order_row("TRK00000005", "2026-03-02T10:00:00Z", order_id=""),
+    ]
+    drop("day2.csv", ("\n".join([HEADER, *second]) + "\n").encode(), 1_700_000_004)
+    pipeline.update()
+    return {"volume": volume, "warehouse": warehouse, "lines": {"day1.csv": first,
+                                                               "day2.csv": second}}

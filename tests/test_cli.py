@@ -22,15 +22,19 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def _where(tmp_path: Path) -> list[str]:
+    (tmp_path / "volume").mkdir(exist_ok=True)  # run refuses a missing volume (a typo)
     return ["--volume", str(tmp_path / "volume"), "--warehouse", str(tmp_path / "warehouse")]
 
 
 def test_run_then_show(tmp_path, drop_file):
     drop_file("a.csv", [order_row("TRK00000001", "2026-03-01T10:00:00Z", amount="-1")])
     drop_file("b.csv", [order_row("TRK00000002", "2026-03-01T10:00:00Z")])
-    ran = _cli("run", *_where(tmp_path))
-    assert ran.returncode == 0, ran.stderr[-2000:]
+    ran = _cli("run", "--strict", *_where(tmp_path))
+    assert ran.returncode == 3, ran.stderr[-2000:]  # --strict: a row was quarantined
     assert "2 file(s) loaded, 0 rejected, 2 rows into bronze" in ran.stdout
+    assert ran.stderr.strip() == (
+        "orderlake: --strict: update 1 rejected 0 file(s) and quarantined 1 row(s)"
+    )
     shown = _cli("show", *_where(tmp_path))
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "archive/        2 file(s)" in shown.stdout

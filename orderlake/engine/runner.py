@@ -314,6 +314,7 @@ class LocalPipeline:
         )
         try:
             self._prepare(full_refresh)
+            self._emit_definitions(update_id)
             if full_refresh:
                 self._reset_downstream(update_id)
             self._run_update(update_id, result)
@@ -399,6 +400,46 @@ class LocalPipeline:
                     flow_name=progress.flow,
                     details=progress.as_details(),
                 )
+
+    def _emit_definitions(self, update_id: int) -> None:
+        """The graph as Databricks logs it (`dataset_definition`, `flow_definition`), so
+        `show` and `report` draw it from the log without loading the definitions."""
+        ingest = {f.name: self.ingest_sources[f.name] for f in self.ingest_flows}
+        for dataset in self.graph.datasets.values():
+            streaming = dataset.kind == "table"
+            self.events.emit(
+                "dataset_definition",
+                f"Dataset '{dataset.name}' defined",
+                update_id=update_id,
+                details={
+                    "dataset_name": dataset.name,
+                    "dataset_type": "STREAMING_TABLE" if streaming else "VIEW",
+                    "expectations": [
+                        {"name": e.name, "constraint": e.constraint, "action": e.action}
+                        for e in dataset.expectations
+                    ],
+                },
+            )
+        for flow in self.graph.flows:
+            if flow.name in ingest:
+                inputs, flow_type = [f"cloudFiles:{ingest[flow.name].path}"], "APPEND"
+            elif isinstance(flow, AutoCdcFlow):
+                inputs, flow_type = [flow.source], "AUTO_CDC"
+            else:
+                inputs, flow_type = sorted(self._tables_read(flow)), "APPEND"
+                if self.graph.dataset(flow.target).kind == "view":
+                    flow_type = "VIEW"
+            self.events.emit(
+                "flow_definition",
+                f"Flow '{flow.name}' defined",
+                update_id=update_id,
+                flow_name=flow.name,
+                details={
+                    "output_dataset": flow.target,
+                    "input_datasets": inputs,
+                    "flow_type": flow_type,
+                },
+            )
 
     def _tables_read(self, flow: Flow) -> set[str]:
         """The tables a flow's query reads as a stream (calling it only builds a plan)."""

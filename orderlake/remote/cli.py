@@ -11,11 +11,12 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from orderlake.bundle_config import BundleConfigError, load_bundle, target_mode
-from orderlake.remote import ops
-from orderlake.remote.client import make_client
-from orderlake.remote.errors import OK, USAGE, RemoteError, with_retries
+# databricks-sdk takes seconds to import: only `run` needs it, so `orderlake --help` and the
+# local commands never load it.
+if TYPE_CHECKING:
+    from orderlake.remote import ops
 
 
 def _say(line: str) -> None:
@@ -24,7 +25,13 @@ def _say(line: str) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `remote` command group to the main orderlake parser."""
-    remote = subparsers.add_parser("remote", help="operate the deployed Databricks bundle")
+    remote = subparsers.add_parser(
+        "remote",
+        help="operate the deployed Databricks bundle",
+        description="Operate the deployed bundle through databricks-sdk. Exit codes: 0 ok, "
+        "1 update failed, 2 usage/config error, 3 auth error, 4 not found, "
+        "5 remote unavailable/timeout.",
+    )
     remote.add_argument("-t", "--target", help="bundle target (default: the default target)")
     remote.add_argument("-p", "--profile", help="profile in ~/.databrickscfg (else env auth)")
     remote.add_argument("--volume-path", help="override the volume root, e.g. /Volumes/c/s/v")
@@ -33,16 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--retry-timeout", type=int, default=120, help="seconds the SDK keeps retrying"
     )
     remote.add_argument("--bundle-root", type=Path, help=argparse.SUPPRESS)
-    sub = remote.add_subparsers(dest="remote_command", required=True)
+    sub = remote.add_subparsers(
+        dest="remote_command", required=True, metavar="COMMAND", help="the remote operation"
+    )
 
     up = sub.add_parser("upload", help="upload client CSV files to the volume's source/ folder")
-    up.add_argument("files", nargs="+", type=Path)
+    up.add_argument("files", nargs="+", type=Path, help="CSV files to upload")
     up.add_argument("--overwrite", action="store_true", help="replace a file of the same name")
 
     update = sub.add_parser("update", help="start a pipeline update and follow it to the end")
     update.add_argument("--pipeline-id", help="skip the lookup by name")
-    update.add_argument("--full-refresh", action="store_true")
-    update.add_argument("--poll-seconds", type=float, default=10.0)
+    update.add_argument(
+        "--full-refresh", action="store_true", help="rebuild the tables from the source files"
+    )
+    update.add_argument(
+        "--poll-seconds", type=float, default=10.0, help="seconds between status checks"
+    )
     update.add_argument("--timeout", type=float, default=3600.0, help="seconds to follow")
 
     metrics = sub.add_parser("metrics", help="expectation metrics and errors of the last update")
@@ -58,6 +71,10 @@ def _short_name(user_name: str) -> str:
 
 
 def _target(args: argparse.Namespace, w: object) -> ops.Target:
+    from orderlake.bundle_config import load_bundle, target_mode
+    from orderlake.remote import ops
+    from orderlake.remote.errors import with_retries
+
     config = load_bundle(args.bundle_root, args.target)
     conf = config.pipeline_configuration
     volume_path = args.volume_path or conf["orders.volume_path"]
@@ -79,6 +96,11 @@ def _target(args: argparse.Namespace, w: object) -> ops.Target:
 
 def run(args: argparse.Namespace) -> int:
     """Run one remote command; print a one-line reason and return its exit code on failure."""
+    from orderlake.bundle_config import BundleConfigError
+    from orderlake.remote import ops
+    from orderlake.remote.client import make_client
+    from orderlake.remote.errors import OK, USAGE, RemoteError
+
     try:
         w = make_client(
             args.profile, http_timeout=args.http_timeout, retry_timeout=args.retry_timeout
