@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
+from orderlake.errors import EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_OK  # noqa: F401
+
 _START = time.monotonic()
 
 
@@ -271,39 +272,32 @@ def _main(argv: list[str] | None) -> int:
 
     _quiet_python_loggers()
     args = build_parser().parse_args(argv)
-    from orderlake.engine.expectations import ExpectationFailed
-    from orderlake.engine.lock import Busy
-    from orderlake.engine.session import JavaMissing
-    from orderlake.rules import RuleError
+    from orderlake.errors import OrderlakeError
 
     try:
         return int(args.func(args) or 0)
-    except Interrupted as exc:
-        print(f"orderlake: {exc.describe()}", file=sys.stderr)
+    except OrderlakeError as exc:  # every error raised on purpose: its class names the code
+        print(f"orderlake: {_describe(exc)}", file=sys.stderr)
         return exc.exit_code
-    except Busy as exc:
-        print(f"orderlake: {exc}", file=sys.stderr)
-        return EXIT_BUSY
-    except (JavaMissing, RuleError) as exc:
-        print(f"orderlake: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except ExpectationFailed as exc:
-        print(f"orderlake: update failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except Exception as exc:  # anything else: one clear line, then the type for bug reports
         if STOP.signum is not None:  # e.g. the JVM got the same SIGTERM and is gone
             stopped = Interrupted(STOP.signum)
             print(f"orderlake: {stopped.describe()}", file=sys.stderr)
             return stopped.exit_code
-        from orderlake.bundle_config import BundleConfigError
-        from orderlake.engine.loader import DefinitionError
-        from orderlake.engine.runner import WarehouseFormatError
-
-        if isinstance(exc, BundleConfigError | DefinitionError | WarehouseFormatError):
-            print(f"orderlake: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
         print(f"orderlake: update failed: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _describe(exc: BaseException) -> str:
+    """The one line the user sees for an orderlake error."""
+    from orderlake.engine.interrupt import Interrupted
+    from orderlake.errors import UpdateFailed
+
+    if isinstance(exc, Interrupted):
+        return exc.describe()
+    if isinstance(exc, UpdateFailed):
+        return f"update failed: {_one_line(exc)}"
+    return _one_line(exc)
 
 
 def _quiet_python_loggers() -> None:

@@ -9,12 +9,14 @@ from typing import Any
 
 import yaml
 
+from orderlake.errors import ConfigurationError
+
 ACTIONS = ("warn", "drop", "fail")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RULE_KEYS = {"name", "constraint", "action", "description"}
 
 
-class RuleError(ValueError):
+class RuleError(ConfigurationError, ValueError):
     """A rule file problem; the message names the file, the rule and the problem."""
 
     def __init__(self, path: str | Path, rule: str | None, problem: str) -> None:

@@ -15,13 +15,14 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from orderlake.engine.graph import AutoCdcFlow, Dataset, Expectation, PipelineGraph, QueryFlow
+from orderlake.errors import ConfigurationError
 
 QueryFunction = Callable[[], Any]
 _ACTIVE: ContextVar[PipelineGraph | None] = ContextVar("orderlake_pipeline_graph", default=None)
 _EXPECTATIONS_ATTR = "__orderlake_expectations__"
 
 
-class UnsupportedLocally(NotImplementedError):
+class UnsupportedLocally(ConfigurationError, NotImplementedError):
     """A pipeline feature the local engine does not run."""
 
 

@@ -14,9 +14,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from orderlake.engine.graph import Expectation
+from orderlake.errors import UpdateFailed
 
 
-class ExpectationFailed(RuntimeError):
+class ExpectationFailed(UpdateFailed, RuntimeError):
     """A `fail` expectation saw a failing row: the update stops, nothing of the batch lands.
 
     As on Databricks, the rows stay in the source table and every later update retries them,

@@ -8,6 +8,8 @@ from typing import Any
 
 from pyspark.sql import Column
 
+from orderlake.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class Expectation:
@@ -49,7 +51,7 @@ class AutoCdcFlow:
 Flow = QueryFlow | AutoCdcFlow
 
 
-class GraphError(ValueError):
+class GraphError(ConfigurationError, ValueError):
     """The definitions declare an inconsistent graph."""
 
 

@@ -21,9 +21,10 @@ from pyspark.sql import DataFrame, SparkSession
 from orderlake.engine import api
 from orderlake.engine.autoloader import LocalAutoLoader
 from orderlake.engine.graph import PipelineGraph
+from orderlake.errors import ConfigurationError
 
 
-class DefinitionError(RuntimeError):
+class DefinitionError(ConfigurationError, RuntimeError):
     """A definition file failed to load; the message names the file."""
 
 

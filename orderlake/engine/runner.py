@@ -33,6 +33,7 @@ from orderlake.engine.loader import LocalSparkSession, load_definitions
 from orderlake.engine.lock import warehouse_lock
 from orderlake.engine.session import get_spark
 from orderlake.engine.table_changes import read_appended, source_version
+from orderlake.errors import ConfigurationError
 from orderlake.settings import REPO_ROOT, PipelineSettings
 
 # table name -> location registered in this process's session catalog (in-memory catalog)
@@ -473,7 +474,7 @@ class LocalPipeline:
 REFRESH_MARKER = "refresh.json"
 
 
-class WarehouseFormatError(RuntimeError):
+class WarehouseFormatError(ConfigurationError, RuntimeError):
     """The warehouse was written in a format this version does not run (refresh it)."""
 _TRASH_PREFIX = ".trash-"
 
