@@ -25,6 +25,16 @@ class RuleError(ConfigurationError, ValueError):
         self.path, self.rule, self.problem = str(path), rule, problem
 
 
+def null_fails(constraint: str) -> str:
+    """The constraint as SQL that is never NULL: NULL counts as failed.
+
+    The one definition of that semantic: the rule dicts handed to `dp.expect_all*` (so
+    Databricks and the local engine see the same SQL), the quarantine's failed-rule list
+    (`transforms.passes`) and the local engine's expectations all go through it. Wrapping an
+    already wrapped constraint changes nothing (COALESCE of a non-NULL value)."""
+    return f"COALESCE(({constraint}), FALSE)"
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -44,9 +54,7 @@ class RuleSet:
 
         Each constraint is wrapped so that NULL counts as failed on every platform.
         """
-        return {
-            r.name: f"COALESCE(({r.constraint}), FALSE)" for r in self.rules if r.action == action
-        }
+        return {r.name: null_fails(r.constraint) for r in self.rules if r.action == action}
 
     @property
     def warn(self) -> dict[str, str]:

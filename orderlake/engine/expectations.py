@@ -15,6 +15,7 @@ from pyspark.sql.types import StructType
 
 from orderlake.engine.graph import Expectation
 from orderlake.errors import UpdateFailed
+from orderlake.transforms import passes
 
 
 class ExpectationFailed(UpdateFailed, RuntimeError):
@@ -93,7 +94,7 @@ class QualityReport:
 
 
 def _passes(rule: Expectation) -> Column:
-    return F.coalesce(F.expr(rule.constraint), F.lit(False))
+    return passes(rule.constraint)  # NULL counts as failed, as everywhere (`null_fails`)
 
 
 _BUILT: weakref.WeakKeyDictionary[Any, dict[tuple, tuple]] = weakref.WeakKeyDictionary()
