@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from orderlake.errors import ConfigurationError
 from orderlake.settings import REPO_ROOT
 
 BUNDLE_FILE = "databricks.yml"
@@ -31,7 +32,7 @@ WORKSPACE_ONLY_KEYS: frozenset[str] = frozenset({"orders.expectations_path"})
 _REF = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
 
 
-class BundleConfigError(ValueError):
+class BundleConfigError(ConfigurationError, ValueError):
     """The bundle files are missing, malformed, or leave a needed value unresolved."""
 
 

@@ -21,7 +21,15 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STRICT, EXIT_BUSY = 0, 1, 2, 3, 75
+from orderlake.errors import (  # noqa: F401
+    EXIT_BUSY,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STRICT,
+    ConfigurationError,
+)
+
 _START = time.monotonic()
 
 EPILOG = """exit codes:
@@ -34,7 +42,7 @@ EPILOG = """exit codes:
 """
 
 
-class UsageError(Exception):
+class UsageError(ConfigurationError):
     """A bad option or folder: one line, exit 2."""
 
 
@@ -611,50 +619,23 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _raised(exc: BaseException, module: str, *names: str) -> bool:
-    """Is `exc` one of these classes? Checked only if their module is loaded (an exception
-    from it implies it is), so a command never imports Spark just to classify an error."""
-    loaded = sys.modules.get(module)
-    return loaded is not None and isinstance(exc, tuple(getattr(loaded, n) for n in names))
-
-
 def _main(argv: list[str] | None) -> int:
     from orderlake.engine.interrupt import STOP, Interrupted
 
     _quiet_python_loggers()
     args = build_parser().parse_args(argv)
+    from orderlake.errors import OrderlakeError
+
     try:
         return int(args.func(args) or 0)
-    except Interrupted as exc:
-        print(f"orderlake: {exc.describe()}", file=sys.stderr)
+    except OrderlakeError as exc:  # every error raised on purpose: its class names the code
+        print(f"orderlake: {_describe(exc)}", file=sys.stderr)
         return exc.exit_code
-    except UsageError as exc:
-        print(f"orderlake {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except Exception as exc:  # classify; anything else: one clear line, the type for reports
-        if _raised(exc, "orderlake.engine.lock", "Busy"):
-            print(f"orderlake: {exc}", file=sys.stderr)
-            return EXIT_BUSY
-        if _raised(exc, "orderlake.engine.session", "JavaMissing") or _raised(
-            exc, "orderlake.rules", "RuleError"
-        ):
-            print(f"orderlake: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        if _raised(exc, "orderlake.engine.expectations", "ExpectationFailed"):
-            print(f"orderlake: update failed: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+    except Exception as exc:  # anything else: one clear line, then the type for bug reports
         if STOP.signum is not None:  # e.g. the JVM got the same SIGTERM and is gone
             stopped = Interrupted(STOP.signum)
             print(f"orderlake: {stopped.describe()}", file=sys.stderr)
             return stopped.exit_code
-        if (
-            _raised(exc, "orderlake.bundle_config", "BundleConfigError")
-            or _raised(exc, "orderlake.engine.loader", "DefinitionError")
-            or _raised(exc, "orderlake.engine.runner", "WarehouseFormatError")
-            or _raised(exc, "orderlake.views.delta_snapshot", "SnapshotError")
-        ):
-            print(f"orderlake: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
         if args.command in ("run", "refresh", "watch"):
             print(
                 f"orderlake: update failed: {type(exc).__name__}: {_one_line(exc)}",
@@ -663,6 +644,18 @@ def _main(argv: list[str] | None) -> int:
         else:
             print(f"orderlake {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _describe(exc: BaseException) -> str:
+    """The one line the user sees for an orderlake error."""
+    from orderlake.engine.interrupt import Interrupted
+    from orderlake.errors import UpdateFailed
+
+    if isinstance(exc, Interrupted):
+        return exc.describe()
+    if isinstance(exc, UpdateFailed):
+        return f"update failed: {_one_line(exc)}"
+    return _one_line(exc)
 
 
 def _quiet_python_loggers() -> None:

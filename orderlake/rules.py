@@ -9,18 +9,30 @@ from typing import Any
 
 import yaml
 
+from orderlake.errors import ConfigurationError
+
 ACTIONS = ("warn", "drop", "fail")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RULE_KEYS = {"name", "constraint", "action", "description"}
 
 
-class RuleError(ValueError):
+class RuleError(ConfigurationError, ValueError):
     """A rule file problem; the message names the file, the rule and the problem."""
 
     def __init__(self, path: str | Path, rule: str | None, problem: str) -> None:
         where = f"{path}: rule {rule!r}" if rule else str(path)
         super().__init__(f"{where}: {problem}")
         self.path, self.rule, self.problem = str(path), rule, problem
+
+
+def null_fails(constraint: str) -> str:
+    """The constraint as SQL that is never NULL: NULL counts as failed.
+
+    The one definition of that semantic: the rule dicts handed to `dp.expect_all*` (so
+    Databricks and the local engine see the same SQL), the quarantine's failed-rule list
+    (`transforms.passes`) and the local engine's expectations all go through it. Wrapping an
+    already wrapped constraint changes nothing (COALESCE of a non-NULL value)."""
+    return f"COALESCE(({constraint}), FALSE)"
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,7 @@ class RuleSet:
 
         Each constraint is wrapped so that NULL counts as failed on every platform.
         """
-        return {
-            r.name: f"COALESCE(({r.constraint}), FALSE)" for r in self.rules if r.action == action
-        }
+        return {r.name: null_fails(r.constraint) for r in self.rules if r.action == action}
 
     @property
     def warn(self) -> dict[str, str]:
@@ -106,43 +116,66 @@ def check_constraints(ruleset: RuleSet, spark: Any) -> None:
     """Parse and resolve each constraint against the parsed-orders columns, with Spark.
 
     A constraint must parse, name only contract columns (plus `_raw` and `_rescued_data`),
-    be boolean, and be deterministic (this also refuses `reflect`/`java_method`, which could
-    call arbitrary JVM code).
+    be boolean, hold no subquery (it could read any file or table, e.g. csv.`/etc/passwd`;
+    Databricks expectations take none either) and be deterministic (this also refuses
+    `reflect`/`java_method`, which could call arbitrary JVM code).
+
+    Only public DataFrame APIs are used, and every check is Spark's own analysis of a plan, so
+    the same code runs on a classic session and on Spark Connect (Databricks serverless, where
+    the definitions call this while they load): no `_jdf`, `_jvm` or `sparkContext`.
+    """
+    frame = _rule_columns_frame(spark)
+    for rule in ruleset.rules:
+        problem = constraint_problem(frame, rule.constraint)
+        if problem:
+            raise RuleError(ruleset.path, rule.name, problem)
+
+
+def constraint_problem(frame: Any, constraint: str) -> str | None:
+    """Why `constraint` cannot be a rule on `frame`'s columns, or None.
+
+    Each question is put to Spark's analyzer as a plan it refuses when the answer is wrong:
+    - parse, columns, type: `select(constraint)`;
+    - subquery: the constraint inside a lambda (`transform(array(0), _ -> constraint)`):
+      Spark refuses any subquery in a higher-order function
+      (UNSUPPORTED_SUBQUERY_EXPRESSION_CATEGORY.HIGHER_ORDER_FUNCTION);
+    - determinism: the constraint as a join condition: Spark refuses a non-deterministic one
+      (INVALID_NON_DETERMINISTIC_EXPRESSIONS); rand, uuid, reflect, java_method are all
+      non-deterministic.
     """
     from pyspark.errors import AnalysisException, ParseException
     from pyspark.sql import functions as F
 
-    frame = _rule_columns_frame(spark)
-    for rule in ruleset.rules:
-        try:
-            checked = frame.select(F.expr(rule.constraint).alias("ok"))
-            field = checked.schema["ok"]
-        except ParseException as exc:
-            problem = f"constraint does not parse: {_first_line(exc)}"
-            raise RuleError(ruleset.path, rule.name, problem) from None
-        except AnalysisException as exc:
-            if getattr(exc, "getCondition", lambda: None)() == "UNRESOLVED_COLUMN.WITH_SUGGESTION":
-                column = (exc.getMessageParameters() or {}).get("objectName", "?")
-                problem = f"constraint names a column outside the contract: {column}"
-                raise RuleError(ruleset.path, rule.name, problem) from None
-            problem = f"constraint is invalid: {_first_line(exc)}"
-            raise RuleError(ruleset.path, rule.name, problem) from None
-        if field.dataType.typeName() != "boolean":
-            raise RuleError(
-                ruleset.path,
-                rule.name,
-                f"constraint is {field.dataType.simpleString()}, not boolean",
-            )
-        analyzed = checked._jdf.queryExecution().analyzed().expressions().head()
-        if not analyzed.deterministic():
-            raise RuleError(
-                ruleset.path, rule.name, "constraint must be deterministic (no rand, reflect, ...)"
-            )
-        jvm_expressions = spark._jvm.org.apache.spark.sql.catalyst.expressions
-        if jvm_expressions.SubqueryExpression.hasSubquery(analyzed):
-            # A subquery could read any file or table (csv.`/etc/passwd`); Databricks
-            # expectations do not take subqueries either.
-            raise RuleError(ruleset.path, rule.name, "constraint must not contain a subquery")
+    try:
+        field = frame.select(F.expr(constraint).alias("ok")).schema["ok"]
+    except ParseException as exc:
+        return f"constraint does not parse: {_first_line(exc)}"
+    except AnalysisException as exc:
+        if _condition(exc) == "UNRESOLVED_COLUMN.WITH_SUGGESTION":
+            column = (exc.getMessageParameters() or {}).get("objectName", "?")
+            return f"constraint names a column outside the contract: {column}"
+        if _condition(exc).startswith("UNSUPPORTED_SUBQUERY_EXPRESSION_CATEGORY"):
+            return "constraint must not contain a subquery"
+        return f"constraint is invalid: {_first_line(exc)}"
+    try:
+        _ = frame.select(F.transform(F.array(F.lit(0)), lambda _: F.expr(constraint))).schema
+    except AnalysisException as exc:
+        if _condition(exc).startswith("UNSUPPORTED_SUBQUERY_EXPRESSION_CATEGORY"):
+            return "constraint must not contain a subquery"
+        return f"constraint is invalid: {_first_line(exc)}"
+    if field.dataType.typeName() != "boolean":
+        return f"constraint is {field.dataType.simpleString()}, not boolean"
+    try:
+        _ = frame.join(frame.select(F.lit(0).alias("__other")), on=F.expr(constraint)).schema
+    except AnalysisException as exc:
+        if _condition(exc) == "INVALID_NON_DETERMINISTIC_EXPRESSIONS":
+            return "constraint must be deterministic (no rand, reflect, ...)"
+        return f"constraint is invalid: {_first_line(exc)}"
+    return None
+
+
+def _condition(exc: Exception) -> str:
+    return str(getattr(exc, "getCondition", lambda: None)() or "")
 
 
 def _rule_columns_frame(spark: Any) -> Any:

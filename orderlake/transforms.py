@@ -22,6 +22,7 @@ from orderlake.contract import (
     RESCUED,
     SEQUENCE,
 )
+from orderlake.rules import null_fails
 
 # File metadata every bronze row carries.
 SOURCE_FILE = "_source_file"
@@ -130,8 +131,8 @@ def sequence_column() -> Column:
 
 
 def passes(constraint: str) -> Column:
-    """A rule's constraint as a never-NULL boolean: NULL counts as failed."""
-    return F.coalesce(F.expr(constraint), F.lit(False))
+    """A rule's constraint as a never-NULL boolean: NULL counts as failed (`null_fails`)."""
+    return F.expr(null_fails(constraint))
 
 
 def quarantined(parsed: DataFrame, drop_rules: Mapping[str, str]) -> DataFrame:

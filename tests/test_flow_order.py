@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orderlake.engine.graph import QueryFlow
+import pytest
+
+from orderlake.engine.graph import GraphError, QueryFlow
 from orderlake.engine.runner import flow_waves
 
 
@@ -17,7 +19,10 @@ def test_independent_flows_share_a_wave_and_readers_wait_for_writers():
     assert [[f.name for f in wave] for wave in waves] == [["quarantine", "target"], ["gold"]]
 
 
-def test_a_cycle_still_runs_every_flow_once():
-    a, b = _flow("a"), _flow("b")
-    waves = flow_waves([a, b], lambda f: {"b"} if f.name == "a" else {"a"})
-    assert [[f.name for f in wave] for wave in waves] == [["a"], ["b"]]
+def test_a_cycle_is_an_error_naming_its_flows():
+    """https://docs.databricks.com/aws/en/ldp/concepts/pipelines (a pipeline's datasets form a
+    directed acyclic graph): a cycle is refused, not run in definition order."""
+    a, b, c = _flow("a"), _flow("b"), _flow("c")
+    reads = {"a": {"b"}, "b": {"a"}, "c": set()}
+    with pytest.raises(GraphError, match=r"cycle.*a reads \['b'\].*b reads \['a'\]"):
+        flow_waves([a, b, c], lambda f: reads[f.name])

@@ -15,13 +15,14 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from orderlake.engine.graph import AutoCdcFlow, Dataset, Expectation, PipelineGraph, QueryFlow
+from orderlake.errors import ConfigurationError
 
 QueryFunction = Callable[[], Any]
 _ACTIVE: ContextVar[PipelineGraph | None] = ContextVar("orderlake_pipeline_graph", default=None)
 _EXPECTATIONS_ATTR = "__orderlake_expectations__"
 
 
-class UnsupportedLocally(NotImplementedError):
+class UnsupportedLocally(ConfigurationError, NotImplementedError):
     """A pipeline feature the local engine does not run."""
 
 
@@ -108,14 +109,37 @@ def _dataset_decorator(
                 comment=options.get("comment"),
                 table_properties=dict(options.get("table_properties") or {}),
                 expectations=list(getattr(func, _EXPECTATIONS_ATTR, [])),
+                source_file=_graph().loading,
             )
         )
-        _graph().add_flow(QueryFlow(name=dataset_name, target=dataset_name, func=func))
+        _graph().add_flow(
+            QueryFlow(
+                name=dataset_name, target=dataset_name, func=func, source_file=_graph().loading
+            )
+        )
         return None  # like Databricks: the decorated name is not callable afterwards
 
     if query_function is not None:
         return register(query_function)
     return register
+
+
+def _refuse_ignored(api: str, **options: Any) -> None:
+    """Refuse every option given that the local engine would otherwise silently ignore: a
+    definition that relies on it must fail here, not behave differently than on Databricks."""
+    given = sorted(k for k, v in options.items() if v not in (None, False, {}, [], ()))
+    if given:
+        raise UnsupportedLocally(
+            f"dp.{api}({', '.join(f'{k}=' for k in given)}) is not supported by the local "
+            "engine (it would be ignored); remove it, or run this pipeline on Databricks"
+        )
+
+
+def _refuse_format(api: str, format: str | None) -> None:
+    if format not in (None, "delta"):
+        raise UnsupportedLocally(
+            f"dp.{api}(format={format!r}) is not supported by the local engine (Delta only)"
+        )
 
 
 def table(
@@ -125,18 +149,35 @@ def table(
     comment: str | None = None,
     spark_conf: dict[str, str] | None = None,
     table_properties: dict[str, str] | None = None,
+    path: str | None = None,
     partition_cols: list[str] | None = None,
+    cluster_by_auto: bool = False,
     cluster_by: list[str] | None = None,
     schema: Any = None,
-    temporary: bool = False,
-    private: bool = False,
-    format: str | None = None,
-    path: str | None = None,
     row_filter: str | None = None,
+    private: bool = False,
+    temporary: bool = False,
+    format: str | None = None,
+    **unknown: Any,
 ) -> Any:
-    """A streaming table (the engine runs its query incrementally) or a materialized view."""
-    if spark_conf or format not in (None, "delta") or path or row_filter:
-        raise _unsupported("table(spark_conf=/format=/path=/row_filter=)")
+    """A streaming table (the engine runs its query incrementally) or a materialized view.
+
+    Honoured: `name`, `comment`, `table_properties` (`delta.*` ones set on the Delta table
+    when it is created). Anything else is refused rather than ignored."""
+    _refuse_ignored(
+        "table",
+        spark_conf=spark_conf,
+        path=path,
+        partition_cols=partition_cols,
+        cluster_by_auto=cluster_by_auto,
+        cluster_by=cluster_by,
+        schema=schema,
+        row_filter=row_filter,
+        private=private,
+        temporary=temporary,
+        **unknown,
+    )
+    _refuse_format("table", format)
     return _dataset_decorator(
         "table", query_function, name, comment=comment, table_properties=table_properties
     )
@@ -151,10 +192,10 @@ def temporary_view(
     name: str | None = None,
     comment: str | None = None,
     spark_conf: dict[str, str] | None = None,
+    **unknown: Any,
 ) -> Any:
     """A view: not stored, evaluated where a flow reads it."""
-    if spark_conf:
-        raise _unsupported("temporary_view(spark_conf=)")
+    _refuse_ignored("temporary_view", spark_conf=spark_conf, **unknown)
     return _dataset_decorator("view", query_function, name, comment=comment)
 
 
@@ -167,17 +208,35 @@ def create_streaming_table(
     comment: str | None = None,
     spark_conf: dict[str, str] | None = None,
     table_properties: dict[str, str] | None = None,
+    path: str | None = None,
     partition_cols: list[str] | None = None,
+    cluster_by_auto: bool = False,
     cluster_by: list[str] | None = None,
     schema: Any = None,
     expect_all: dict[str, str] | None = None,
     expect_all_or_drop: dict[str, str] | None = None,
     expect_all_or_fail: dict[str, str] | None = None,
     row_filter: str | None = None,
+    private: bool = False,
+    format: str | None = None,
+    **unknown: Any,
 ) -> None:
-    """A streaming table whose rows come from flows (here: an AUTO CDC flow)."""
-    if spark_conf or row_filter:
-        raise _unsupported("create_streaming_table(spark_conf=/row_filter=)")
+    """A streaming table whose rows come from flows (here: an AUTO CDC flow).
+
+    Honoured: `comment`, `table_properties`, `expect_all*`. Anything else is refused."""
+    _refuse_ignored(
+        "create_streaming_table",
+        spark_conf=spark_conf,
+        path=path,
+        partition_cols=partition_cols,
+        cluster_by_auto=cluster_by_auto,
+        cluster_by=cluster_by,
+        schema=schema,
+        row_filter=row_filter,
+        private=private,
+        **unknown,
+    )
+    _refuse_format("create_streaming_table", format)
     _graph().add_dataset(
         Dataset(
             name=name,
@@ -185,6 +244,7 @@ def create_streaming_table(
             comment=comment,
             table_properties=dict(table_properties or {}),
             expectations=_table_expectations(expect_all, expect_all_or_drop, expect_all_or_fail),
+            source_file=_graph().loading,
         )
     )
 
@@ -228,6 +288,7 @@ def create_auto_cdc_flow(
             apply_as_deletes=None if apply_as_deletes is None else _column(apply_as_deletes),
             column_list=list(column_list) if column_list else None,
             except_column_list=list(except_column_list) if except_column_list else None,
+            source_file=_graph().loading,
         )
     )
 
@@ -248,7 +309,11 @@ def append_flow(
         raise _unsupported("append_flow(spark_conf=/once=)")
 
     def register(func: QueryFunction) -> None:
-        _graph().add_flow(QueryFlow(name=name or func.__name__, target=target, func=func))
+        _graph().add_flow(
+            QueryFlow(
+                name=name or func.__name__, target=target, func=func, source_file=_graph().loading
+            )
+        )
 
     return register
 

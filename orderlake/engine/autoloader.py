@@ -24,6 +24,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from orderlake.errors import ConfigurationError
+
 # Options understood here; anything else is refused rather than silently ignored.
 KNOWN_OPTIONS = {
     "cloudFiles.format",
@@ -49,7 +51,7 @@ METADATA_SCHEMA = StructType(
 )
 
 
-class AutoLoaderError(ValueError):
+class AutoLoaderError(ConfigurationError, ValueError):
     """The definitions ask the local Auto Loader for something it does not do."""
 
 

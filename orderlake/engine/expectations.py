@@ -14,9 +14,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from orderlake.engine.graph import Expectation
+from orderlake.errors import UpdateFailed
+from orderlake.transforms import passes
 
 
-class ExpectationFailed(RuntimeError):
+class ExpectationFailed(UpdateFailed, RuntimeError):
     """A `fail` expectation saw a failing row: the update stops, nothing of the batch lands.
 
     As on Databricks, the rows stay in the source table and every later update retries them,
@@ -92,7 +94,7 @@ class QualityReport:
 
 
 def _passes(rule: Expectation) -> Column:
-    return F.coalesce(F.expr(rule.constraint), F.lit(False))
+    return passes(rule.constraint)  # NULL counts as failed, as everywhere (`null_fails`)
 
 
 _BUILT: weakref.WeakKeyDictionary[Any, dict[tuple, tuple]] = weakref.WeakKeyDictionary()

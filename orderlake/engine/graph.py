@@ -8,6 +8,8 @@ from typing import Any
 
 from pyspark.sql import Column
 
+from orderlake.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class Expectation:
@@ -23,6 +25,7 @@ class Dataset:
     comment: str | None = None
     table_properties: dict[str, str] = field(default_factory=dict)
     expectations: list[Expectation] = field(default_factory=list)
+    source_file: str | None = None  # the definition file that declared it
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class QueryFlow:
     name: str
     target: str
     func: Callable[[], Any]
+    source_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,13 @@ class AutoCdcFlow:
     apply_as_deletes: Column | None
     column_list: list[str] | None
     except_column_list: list[str] | None
+    source_file: str | None = None
 
 
 Flow = QueryFlow | AutoCdcFlow
 
 
-class GraphError(ValueError):
+class GraphError(ConfigurationError, ValueError):
     """The definitions declare an inconsistent graph."""
 
 
@@ -57,6 +62,7 @@ class GraphError(ValueError):
 class PipelineGraph:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     flows: list[Flow] = field(default_factory=list)
+    loading: str | None = None  # the definition file being run, while the loader runs one
 
     def add_dataset(self, dataset: Dataset) -> None:
         if dataset.name in self.datasets:
@@ -89,3 +95,43 @@ class PipelineGraph:
             self.dataset(flow.target)
             if isinstance(flow, AutoCdcFlow):
                 self.dataset(flow.source)
+
+    def check_acyclic(self, reads: dict[str, set[str]]) -> None:
+        """Refuse a cycle among datasets, naming it, as Databricks does: the pipeline graph is
+        a DAG. `reads[flow name]` holds the datasets the flow reads; a flow reading its own
+        target (an append flow topping up its table) is not a cycle here."""
+        needs: dict[str, set[str]] = {}
+        for flow in self.flows:
+            found = set(reads.get(flow.name, set()))
+            if isinstance(flow, AutoCdcFlow):
+                found.add(flow.source)
+            needs.setdefault(flow.target, set()).update(
+                d for d in found if d in self.datasets and d != flow.target
+            )
+        cycle = find_cycle(needs)
+        if cycle:
+            raise GraphError(
+                f"the datasets form a cycle: {' -> '.join(cycle)} (each reads the next); "
+                "a pipeline's graph must be acyclic"
+            )
+
+
+def find_cycle(needs: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph `node -> nodes it needs`, as a path back to its start, or None."""
+    done: set[str] = set()
+    for start in sorted(needs):
+        if start in done:
+            continue
+        path = [start]
+        stack = [iter(sorted(needs.get(start, ())))]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                done.add(path.pop())
+            elif child in path:
+                return [*path[path.index(child) :], child]
+            elif child not in done:
+                path.append(child)
+                stack.append(iter(sorted(needs.get(child, ()))))
+    return None

@@ -35,10 +35,11 @@ from orderlake.engine.files import (
 from orderlake.engine.graph import QueryFlow
 from orderlake.engine.interrupt import STOP
 from orderlake.engine.ledger import COMMITTED, DONE, PLANNED, Ledger, Manifest, PlannedFile
+from orderlake.errors import ConfigurationError
 
 
-class IngestError(RuntimeError):
-    pass
+class IngestError(ConfigurationError, RuntimeError):
+    """A flow reads cloudFiles in a way the local engine cannot ingest."""
 
 
 @dataclass

@@ -16,10 +16,12 @@ import sys
 import threading
 from collections.abc import Callable
 
+from orderlake.errors import OrderlakeError
+
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 
 
-class Interrupted(Exception):
+class Interrupted(OrderlakeError):
     """The update stopped because a signal asked it to."""
 
     def __init__(self, signum: int, update_id: int | None = None) -> None:

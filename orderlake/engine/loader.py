@@ -21,9 +21,10 @@ from pyspark.sql import DataFrame, SparkSession
 from orderlake.engine import api
 from orderlake.engine.autoloader import LocalAutoLoader
 from orderlake.engine.graph import PipelineGraph
+from orderlake.errors import ConfigurationError
 
 
-class DefinitionError(RuntimeError):
+class DefinitionError(ConfigurationError, RuntimeError):
     """A definition file failed to load; the message names the file."""
 
 
@@ -65,6 +66,7 @@ class _StreamReader:
 
     def table(self, name: str) -> DataFrame:
         self._session.tables_read.add(name)
+        self._session.check(name)
         bound = self._session.bound.get(name)
         if bound is not None:
             return bound
@@ -75,16 +77,42 @@ class _StreamReader:
         return self._session.real.readStream.options(**self._options).table(name)
 
 
+class _BatchReader:
+    """`spark.read` for definitions: the real reader, with `table(name)` recorded and checked."""
+
+    def __init__(self, session: LocalSparkSession) -> None:
+        self._session = session
+
+    def table(self, name: str) -> DataFrame:
+        self._session.batch_tables_read.add(name)
+        self._session.check(name)
+        if self._session.learning and self._session.stream_source is not None:
+            # Learning what a flow reads: a pipeline table that may not exist yet has the
+            # columns its writer will give it (no rows are read).
+            found = self._session.stream_source(name)
+            if found is not None:
+                return found
+        return self._session.real.read.table(name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session.real.read, name)
+
+
 class LocalSparkSession:
     """The `spark` the definitions see locally: the real session plus local Auto Loader."""
 
     def __init__(self, real: SparkSession, autoloader: LocalAutoLoader) -> None:
         self.real = real
         self.autoloader = autoloader
-        self.tables_read: set[str] = set()
+        self.tables_read: set[str] = set()  # read as a stream (`readStream.table`)
+        self.batch_tables_read: set[str] = set()  # read whole (`read.table`, `table`)
+        # Refuses a table name the pipeline cannot read (set by the runner once loaded).
+        self.check_read: Callable[[str], None] | None = None
         self.bound: dict[str, DataFrame] = {}
         # What `readStream.table(name)` gives when nothing is bound (None: a real stream).
         self.stream_source: Callable[[str], DataFrame | None] | None = None
+        # True while the runner calls a flow only to learn what it reads.
+        self.learning = False
 
     @contextlib.contextmanager
     def bind(self, frames: dict[str, DataFrame]) -> Iterator[None]:
@@ -96,9 +124,20 @@ class LocalSparkSession:
         finally:
             self.bound = saved
 
+    def check(self, name: str) -> None:
+        if self.check_read is not None:
+            self.check_read(name)
+
     @property
     def readStream(self) -> _StreamReader:  # noqa: N802 - mirrors SparkSession
         return _StreamReader(self)
+
+    @property
+    def read(self) -> _BatchReader:
+        return _BatchReader(self)
+
+    def table(self, name: str) -> DataFrame:
+        return self.read.table(name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -133,11 +172,13 @@ def load_definitions(files: Sequence[Path], spark: LocalSparkSession) -> Pipelin
     try:
         with pipelines_api_bound():
             for path in files:
+                graph.loading = str(path)
                 try:
                     runpy.run_path(str(path), init_globals={"spark": spark}, run_name=path.stem)
                 except Exception as exc:
                     raise DefinitionError(f"{path}: {type(exc).__name__}: {exc}") from exc
     finally:
         api._ACTIVE.reset(token)
+        graph.loading = None
     graph.validate()
     return graph

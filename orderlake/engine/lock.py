@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from orderlake.errors import BusyError
+
 LEFT_JVM_GRACE_SECONDS = 30.0
 
 
-class Busy(RuntimeError):
+class Busy(BusyError, RuntimeError):
     """Another loader holds the lock."""
 
 

@@ -25,14 +25,22 @@ from orderlake.engine.eventlog import EventLog
 from orderlake.engine.faults import kill_point
 from orderlake.engine.flow_state import FlowStates
 from orderlake.engine.flows import FlowContext, FlowProgress, query_flows, run_flows
-from orderlake.engine.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
+from orderlake.engine.graph import (
+    AutoCdcFlow,
+    Dataset,
+    Flow,
+    GraphError,
+    PipelineGraph,
+    QueryFlow,
+)
 from orderlake.engine.ingest import IngestContext, IngestResult, probe, run_ingest
 from orderlake.engine.interrupt import STOP, Interrupted
 from orderlake.engine.ledger import Ledger, write_atomic
-from orderlake.engine.loader import LocalSparkSession, load_definitions
+from orderlake.engine.loader import DefinitionError, LocalSparkSession, load_definitions
 from orderlake.engine.lock import warehouse_lock
 from orderlake.engine.session import get_spark
 from orderlake.engine.table_changes import read_appended, source_version
+from orderlake.errors import ConfigurationError
 from orderlake.settings import REPO_ROOT, PipelineSettings
 
 # table name -> location registered in this process's session catalog (in-memory catalog)
@@ -70,20 +78,40 @@ def flow_waves(flows: list[Flow], reads: Callable[[Flow], set[str]]) -> list[lis
     waves: list[list[Flow]] = []
     while pending:
         writers = {flow.target for flow in pending}
-        wave = [f for f in pending if not (needs[f.name] & (writers - {f.target}))] or pending[:1]
+        wave = [f for f in pending if not (needs[f.name] & (writers - {f.target}))]
+        if not wave:
+            raise GraphError(
+                "the flows form a cycle, none can run first: "
+                + ", ".join(f"{f.name} reads {sorted(needs[f.name] & writers)}" for f in pending)
+            )
         waves.append(wave)
         pending = [f for f in pending if f not in wave]
     return waves
 
 
+# Pipeline source files Databricks runs that the local engine cannot: refused by name, since
+# skipping one would run a different pipeline than the bundle deploys.
+UNSUPPORTED_SOURCES = {".sql": "SQL", ".ipynb": "notebook"}
+
+
 def definition_files(root: Path, libraries: list[str]) -> list[Path]:
-    """The pipeline's `libraries` globs (relative to resources/), as Python files."""
+    """The pipeline's `libraries` globs (relative to resources/), as Python files.
+
+    Other files a glob matches (`__pycache__/`, READMEs) are not pipeline source; a SQL or
+    notebook source is, and is refused."""
     found: set[Path] = set()
     for pattern in libraries:
         base = (root / "resources" / pattern).as_posix()
         for name in glob.glob(base, recursive=True):
             path = Path(name)
-            if path.is_file() and path.suffix == ".py":
+            if not path.is_file():
+                continue
+            if path.suffix.lower() in UNSUPPORTED_SOURCES:
+                raise DefinitionError(
+                    f"{path.resolve()}: {UNSUPPORTED_SOURCES[path.suffix.lower()]} pipeline "
+                    "source is not supported by the local engine (Python definitions only)"
+                )
+            if path.suffix == ".py":
                 found.add(path.resolve())
     return sorted(found)
 
@@ -120,9 +148,11 @@ class LocalPipeline:
         )
         self.flow_states = FlowStates(self.state_path / "flows")
         self._sources: dict[str, set[str]] = {}
-        self._producing: set[str] = set()
+        self._batch_sources: dict[str, set[str]] = {}
+        self._producing: list[str] = []
         self.session.stream_source = self._stream_source
         self._register_tables()
+        self._check_graph()
         self.ingest_flows: list[QueryFlow] = self._ingest_flows()
 
     # --- set-up --------------------------------------------------------------------------------
@@ -216,21 +246,27 @@ class LocalPipeline:
         if is_delta_table(path):
             return read_appended(self.spark, path, 0, -1)[0]
         if name in self._producing:
-            return None  # a cycle: the error comes from the real reader
+            cycle = [*self._producing[self._producing.index(name) :], name]
+            raise GraphError(
+                f"the datasets form a cycle: {' -> '.join(cycle)} (each reads the next); "
+                "a pipeline's graph must be acyclic"
+            )
         writer = next(
             (f for f in self.graph.flows if f.target == name and isinstance(f, QueryFlow)), None
         )
         if writer is None:
             return None
-        self._producing.add(name)
+        self._producing.append(name)
         # The writer's own sources are not the caller's: a flow reading a table that an ingest
-        # flow writes is not an ingest flow itself.
+        # flow writes is not an ingest flow itself, and reads only what it reads itself.
         requests = list(self.autoloader.requests)
+        reads = (set(self.session.tables_read), set(self.session.batch_tables_read))
         try:
             return writer.func().limit(0)
         finally:
-            self._producing.discard(name)
+            self._producing.pop()
             self.autoloader.requests[:] = requests
+            self.session.tables_read, self.session.batch_tables_read = reads
 
     def table_path(self, name: str) -> Path:
         return self.warehouse_path / "tables" / name
@@ -445,14 +481,47 @@ class LocalPipeline:
         """The tables a flow's query reads as a stream (calling it only builds a plan)."""
         if flow.name not in self._sources:
             self.session.tables_read.clear()
+            self.session.batch_tables_read.clear()
             query = (
                 flow.func if isinstance(flow, QueryFlow) else self.graph.view_flow(flow.source).func
             )
-            query()
+            self.session.learning = True
+            try:
+                query()
+            finally:
+                self.session.learning = False
             self._sources[flow.name] = {
                 t for t in self.session.tables_read if t in self.graph.datasets
             }
+            self._batch_sources[flow.name] = {
+                t for t in self.session.batch_tables_read if t in self.graph.datasets
+            }
         return self._sources[flow.name]
+
+    def _check_read(self, name: str) -> None:
+        """A flow may read a dataset of the pipeline or a table that exists outside it."""
+        if name in self.graph.datasets or self.spark.catalog.tableExists(name):
+            return
+        raise GraphError(
+            f"reads dataset {name!r}, which no definition file declares and which is not an "
+            "existing table"
+        )
+
+    def _check_graph(self) -> None:
+        """Validate the graph as Databricks does before an update: each flow's query builds
+        (a read of an unknown dataset, an unsupported option is an error naming the file),
+        and the datasets form no cycle."""
+        self.session.check_read = self._check_read
+        reads: dict[str, set[str]] = {}
+        for flow in self.graph.flows:
+            try:
+                reads[flow.name] = self._tables_read(flow) | self._batch_sources[flow.name]
+            except Interrupted:
+                raise
+            except Exception as exc:
+                where = flow.source_file or "pipeline definitions"
+                raise DefinitionError(f"{where}: flow {flow.name!r}: {error_text(exc)}") from exc
+        self.graph.check_acyclic(reads)
 
     def _emit_ingest(self, update_id: int, ingested: IngestResult) -> None:
         self.events.emit(
@@ -514,7 +583,7 @@ class LocalPipeline:
 REFRESH_MARKER = "refresh.json"
 
 
-class WarehouseFormatError(RuntimeError):
+class WarehouseFormatError(ConfigurationError, RuntimeError):
     """The warehouse was written in a format this version does not run (refresh it)."""
 _TRASH_PREFIX = ".trash-"
 

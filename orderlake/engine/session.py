@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from orderlake.errors import ConfigurationError
+
 # delta-spark 4.4.1 (Python) pairs with pyspark 4.2.0, but only the 4.4.0 jars are published
 # on Maven Central; the Python side is a thin py4j wrapper, so the pair works.
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
@@ -49,7 +51,7 @@ def _remember_jars(spark: SparkSession, list_file: Path) -> None:
     partial.replace(list_file)  # atomic: a concurrent start reads the old or the new list
 
 
-class JavaMissing(RuntimeError):
+class JavaMissing(ConfigurationError, RuntimeError):
     """Java is absent or too old for Spark 4."""
 
 

@@ -18,10 +18,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from orderlake.engine.delta_log import latest_version
+from orderlake.errors import ConfigurationError
 
 
-class NotAppendOnly(RuntimeError):
-    """A streaming source table had rows changed or deleted: only appends can be streamed."""
+class NotAppendOnly(ConfigurationError, RuntimeError):
+    """A streaming source table had rows changed or deleted: only appends can be streamed
+    (the fix is the user's: `orderlake refresh`)."""
 
 
 @dataclass(frozen=True)

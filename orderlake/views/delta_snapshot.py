@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from orderlake.errors import ConfigurationError
+
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.(\d+)\.(\d+))?\.parquet$")
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(ConfigurationError, RuntimeError):
     """The log cannot be read without Spark (a format this reader does not know, or a gap)."""
 
 
