@@ -611,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
 
     install_handlers()
     code = _main(argv)
-    if STOP.signum is not None:
+    if STOP.signum is not None or code in (130, 143):
         # Stopped cleanly: a late second signal while Python shuts down must not turn the exit
         # into a kill by signal (Python restores the default handlers as it finalizes).
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -631,6 +631,10 @@ def _main(argv: list[str] | None) -> int:
     except OrderlakeError as exc:  # every error raised on purpose: its class names the code
         print(f"orderlake: {_describe(exc)}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C in the instant pyspark's own handler was installed
+        stopped = Interrupted(signal.SIGINT)
+        print(f"orderlake: {stopped.describe()}", file=sys.stderr)
+        return stopped.exit_code
     except Exception as exc:  # anything else: one clear line, then the type for bug reports
         if STOP.signum is not None:  # e.g. the JVM got the same SIGTERM and is gone
             stopped = Interrupted(STOP.signum)

@@ -25,6 +25,7 @@ def _cli(root: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
     )
     where = ["--volume", str(tmp_path / "volume"), "--warehouse", str(tmp_path / "warehouse")]
+    (tmp_path / "volume").mkdir(exist_ok=True)  # a missing volume is an error of its own
     return subprocess.run(
         [sys.executable, "-m", "orderlake.cli", "run", *where, *args],
         capture_output=True,

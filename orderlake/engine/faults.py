@@ -39,6 +39,7 @@ def kill_point(name: str) -> None:
     if slow:
         point, _, seconds = slow.rpartition(":")
         if point == name:
+            print(f"[fault] pausing {seconds}s at {name}", flush=True)  # tests wait for it
             time.sleep(float(seconds))
     wanted = os.environ.get("ORDERLAKE_KILL_AT")
     if not wanted:

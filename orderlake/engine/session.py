@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from orderlake.engine.faults import kill_point
 from orderlake.errors import ConfigurationError
 
 # delta-spark 4.4.1 (Python) pairs with pyspark 4.2.0, but only the 4.4.0 jars are published
@@ -110,14 +114,29 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
     if os.environ.get("ORDERLAKE_IVY_DIR"):
         builder = builder.config("spark.jars.ivy", os.environ["ORDERLAKE_IVY_DIR"])
     level = os.environ.get("ORDERLAKE_SPARK_LOG_LEVEL")
-    if level:
-        spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel(level)
-    else:
-        spark = _quiet_session(builder)
+    with _sigint_handler_kept():
+        if level:
+            spark = builder.getOrCreate()
+            spark.sparkContext.setLogLevel(level)
+        else:
+            spark = _quiet_session(builder)
     if jars[0] == "spark.jars.packages":
         _remember_jars(spark, list_file)
     return spark
+
+
+@contextmanager
+def _sigint_handler_kept() -> Iterator[None]:
+    """SparkContext replaces the SIGINT handler with one that makes a py4j call inside the
+    handler and raises KeyboardInterrupt wherever the main thread is; the caller's (the CLI's
+    safe-point stop, or Python's own) is put back as soon as the context exists."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 # What the JVM prints on stderr besides log4j: kept only when it reports a real problem.
@@ -147,6 +166,7 @@ def _quiet_session(builder: SparkSession.Builder) -> SparkSession:
         target=_forward_problems, args=(gateway.proc.stderr,), daemon=True, name="jvm-stderr"
     ).start()
     SparkContext(conf=conf, gateway=gateway)
+    kill_point("spark_context_started")  # pyspark's SIGINT handler is in place until we return
     return builder.getOrCreate()
 
 

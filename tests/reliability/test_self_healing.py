@@ -145,6 +145,28 @@ def test_ctrl_c_twice_stops_at_once_and_the_next_run_heals(volume, pipeline_for,
     check_all(pipeline_for(volume).spark, volume)
 
 
+def test_ctrl_c_while_spark_starts_is_one_clean_line_and_the_next_run_heals(
+    volume, pipeline_for, tmp_path
+):
+    """While SparkContext starts, pyspark's own SIGINT handler is installed (it raises
+    KeyboardInterrupt wherever Python is): found by the chaos test as a traceback and exit -2.
+    The child pauses at that instant so the signal lands there."""
+    volume.drop_generated(rows=200, files=2, seed=8, invalid_ratio=0.05)
+    proc = start_cli(
+        ["run", *volume_args(volume)],
+        tmp_path / "logs",
+        env={"ORDERLAKE_SLOW_AT": "spark_context_started:30"},
+    )
+    wait_for(lambda: "pausing" in output_of(proc), 600, "the run to start its SparkContext")
+    time.sleep(1.0)
+    stopped = finish_cli(proc, kill_when=lambda: True, kill_signal=signal.SIGINT, timeout=600)
+    assert stopped.returncode == 130, stopped.describe()
+    assert "stopped by SIGINT" in _one_clean_line(stopped.stderr)
+    healed = finish_cli(start_cli(["run", *volume_args(volume)], tmp_path / "logs"), timeout=600)
+    assert healed.returncode == 0, healed.describe()
+    check_all(pipeline_for(volume).spark, volume)
+
+
 def test_a_tripped_fail_rule_says_what_to_do_and_show_names_it(volume, tmp_path):
     rules = tmp_path / "rules.yml"
     rules.write_text(
