@@ -160,12 +160,92 @@ def table(
     format: str | None = None,
     **unknown: Any,
 ) -> Any:
-    """A streaming table (the engine runs its query incrementally) or a materialized view.
+    """A streaming table: the engine runs its query incrementally (each update takes the rows
+    its sources appended since the last). Options as `_stored_table`."""
+    return _stored_table(
+        "table",
+        "table",
+        query_function,
+        name=name,
+        comment=comment,
+        spark_conf=spark_conf,
+        table_properties=table_properties,
+        path=path,
+        partition_cols=partition_cols,
+        cluster_by_auto=cluster_by_auto,
+        cluster_by=cluster_by,
+        schema=schema,
+        row_filter=row_filter,
+        private=private,
+        temporary=temporary,
+        format=format,
+        **unknown,
+    )
 
-    Honoured: `name`, `comment`, `table_properties` (`delta.*` ones set on the Delta table
+
+def materialized_view(
+    query_function: QueryFunction | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    table_properties: dict[str, str] | None = None,
+    path: str | None = None,
+    partition_cols: list[str] | None = None,
+    cluster_by_auto: bool = False,
+    cluster_by: list[str] | None = None,
+    schema: Any = None,
+    row_filter: str | None = None,
+    private: bool = False,
+    format: str | None = None,
+    **unknown: Any,
+) -> Any:
+    """A materialized view: its batch query is recomputed by every update, after the tables it
+    reads, and replaces the stored rows in one commit. Options as `_stored_table`."""
+    return _stored_table(
+        "materialized_view",
+        "materialized_view",
+        query_function,
+        name=name,
+        comment=comment,
+        spark_conf=spark_conf,
+        table_properties=table_properties,
+        path=path,
+        partition_cols=partition_cols,
+        cluster_by_auto=cluster_by_auto,
+        cluster_by=cluster_by,
+        schema=schema,
+        row_filter=row_filter,
+        private=private,
+        format=format,
+        **unknown,
+    )
+
+
+def _stored_table(
+    api_name: str,
+    kind: str,
+    query_function: QueryFunction | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    table_properties: dict[str, str] | None = None,
+    path: str | None = None,
+    partition_cols: list[str] | None = None,
+    cluster_by_auto: bool = False,
+    cluster_by: list[str] | None = None,
+    schema: Any = None,
+    row_filter: str | None = None,
+    private: bool = False,
+    temporary: bool = False,
+    format: str | None = None,
+    **unknown: Any,
+) -> Any:
+    """Honoured: `name`, `comment`, `table_properties` (`delta.*` ones set on the Delta table
     when it is created). Anything else is refused rather than ignored."""
     _refuse_ignored(
-        "table",
+        api_name,
         spark_conf=spark_conf,
         path=path,
         partition_cols=partition_cols,
@@ -177,13 +257,10 @@ def table(
         temporary=temporary,
         **unknown,
     )
-    _refuse_format("table", format)
+    _refuse_format(api_name, format)
     return _dataset_decorator(
-        "table", query_function, name, comment=comment, table_properties=table_properties
+        kind, query_function, name, comment=comment, table_properties=table_properties
     )
-
-
-materialized_view = table
 
 
 def temporary_view(

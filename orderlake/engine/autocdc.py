@@ -180,6 +180,13 @@ def _first_load(
     return CdcResult(inserted=inserted, updated=0, deleted=0, changes=inserted)
 
 
+def empty_target(spark: SparkSession, source: DataFrame, flow: AutoCdcFlow) -> DataFrame:
+    """No rows, with the columns the target gets from `source` (the flow's input)."""
+    values = value_columns(flow, source.columns)
+    rows = _latest_per_key(source.limit(0), flow, values).drop(DELETE_COLUMN)
+    return spark.createDataFrame([], rows.schema)
+
+
 def create_target(
     spark: SparkSession,
     source: DataFrame,
@@ -188,9 +195,7 @@ def create_target(
     properties: dict[str, str],
 ) -> None:
     """An empty target with the columns `source` (the flow's input) would give it."""
-    values = value_columns(flow, source.columns)
-    rows = _latest_per_key(source.limit(0), flow, values).drop(DELETE_COLUMN)
-    writer = spark.createDataFrame([], rows.schema).write.format("delta").mode("errorifexists")
+    writer = empty_target(spark, source, flow).write.format("delta").mode("errorifexists")
     for key, value in properties.items():
         if key.startswith("delta."):
             writer = writer.option(key, value)
