@@ -197,3 +197,103 @@ def test_several_append_flows_fill_one_streaming_table_each_from_its_own_state(
         "TRK00000002",
         "TRK00000003",
     ]
+
+
+SCD2 = """
+from pyspark import pipelines as dp
+
+dp.create_streaming_table("orders_history")
+dp.create_auto_cdc_flow(
+    target="orders_history",
+    source="orders_clean",
+    keys=["tracking_num"],
+    sequence_by="last_updated",
+    stored_as_scd_type=2,
+    column_list=["tracking_num", "status", "carrier"],
+    track_history_column_list=["status"],
+)
+"""
+
+
+def test_an_scd_type_2_target_keeps_each_version_across_updates(tmp_path, spark, drop_file):
+    root = copy_bundle(tmp_path / "bundle")
+    (root / "dlt" / "history.py").write_text(SCD2)
+    pipeline = _pipeline(tmp_path, spark, root)
+    drop_file("a.csv", [order_row("TRK00000001", "2026-03-01T10:00:00Z", status="CREATED")])
+    pipeline.update()
+    drop_file(
+        "b.csv",
+        [
+            order_row("TRK00000001", "2026-03-02T10:00:00Z", status="IN_TRANSIT"),
+            order_row("TRK00000001", "2026-03-01T12:00:00Z", carrier="DHL"),  # late, in place
+        ],
+    )
+    pipeline.update()
+    pipeline.update()  # nothing new: the history stays as it is
+    path = tmp_path / "warehouse" / "tables" / "orders_history"
+    table = spark.read.format("delta").load(str(path))
+    assert table.schema["__START_AT"].dataType.simpleString() == "timestamp"
+    shown = table.selectExpr(
+        "status", "carrier", "CAST(__START_AT AS STRING)", "CAST(__END_AT AS STRING)"
+    )
+    rows = sorted(tuple(r) for r in shown.collect())
+    assert rows == [
+        ("CREATED", "DHL", "2026-03-01 10:00:00", "2026-03-02 10:00:00"),
+        ("IN_TRANSIT", "UPS", "2026-03-02 10:00:00", None),
+    ]
+
+
+CLOUDFILES_VIEW = """
+from pyspark import pipelines as dp
+
+from orderlake.contract import RAW_SCHEMA
+from orderlake.settings import PipelineSettings
+from orderlake.source_options import autoloader_options
+
+settings = PipelineSettings.from_conf(spark.conf)
+
+
+@dp.temporary_view(name="raw_changes")
+{expectation}
+def raw_changes():
+    return (
+        spark.readStream.format("cloudFiles")
+        .options(**autoloader_options(settings))
+        .schema(RAW_SCHEMA)
+        .load(settings.source_path)
+    )
+
+{reader}
+"""
+
+
+@pytest.mark.parametrize(
+    ("expectation", "reader", "message"),
+    [
+        (
+            "",
+            'dp.create_streaming_table("raw_target")\n'
+            'dp.create_auto_cdc_flow(target="raw_target", source="raw_changes", '
+            'keys=["tracking_num"], sequence_by="last_updated")',
+            "AUTO CDC source 'raw_changes' reads cloudFiles",
+        ),
+        (
+            '@dp.expect_or_drop("has_key", "tracking_num IS NOT NULL")',
+            '@dp.table(name="raw_copy")\ndef raw_copy():\n'
+            '    return spark.readStream.table("raw_changes")',
+            "does not apply while loading files",
+        ),
+    ],
+)
+def test_cloudfiles_behind_a_view_is_refused_where_it_would_run_differently(
+    tmp_path, spark, expectation, reader, message
+):
+    """A view over cloudFiles feeding AUTO CDC would never load a file here, and a view's
+    expectations are not applied while files load: both refused when the pipeline loads."""
+    from orderlake.errors import ConfigurationError
+
+    root = copy_bundle(tmp_path / "bundle")
+    code = CLOUDFILES_VIEW.format(expectation=expectation, reader=reader)
+    (root / "dlt" / "raw.py").write_text(code)
+    with pytest.raises(ConfigurationError, match=message):
+        _pipeline(tmp_path, spark, root)

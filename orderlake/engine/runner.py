@@ -341,6 +341,17 @@ class LocalPipeline:
             except AnalysisException:
                 continue  # reads a table that does not exist yet: not an ingest flow
             if source is not None:
+                checked = [
+                    v
+                    for v in sorted(self._all_reads.get(flow.name, ()))
+                    if self.graph.is_view(v) and self.graph.dataset(v).expectations
+                ]
+                if checked:
+                    raise GraphError(
+                        f"flow {flow.name!r} reads cloudFiles through view(s) {checked} that "
+                        "have expectations, which the local engine does not apply while "
+                        "loading files: put the expectations on a flow reading the loaded table"
+                    )
                 found.append(flow)
                 self.ingest_sources[flow.name] = source
         return found
@@ -585,8 +596,15 @@ class LocalPipeline:
         reads: dict[str, set[str]] = {}
         for flow in self.graph.flows:
             try:
+                self.autoloader.requests.clear()
                 self._tables_read(flow)
                 reads[flow.name] = self._all_reads[flow.name]
+                if self.autoloader.requests and isinstance(flow, AutoCdcFlow):
+                    raise GraphError(
+                        f"AUTO CDC source {flow.source!r} reads cloudFiles, which the local "
+                        "engine loads only into a streaming table: land the files in a "
+                        "streaming table and use it (or a view over it) as the source"
+                    )
             except Interrupted:
                 raise
             except Exception as exc:

@@ -221,3 +221,66 @@ def test_scd_type_2_column_list_and_deletes(spark, tmp_path):
     table = spark.read.format("delta").load(str(tmp_path / "target"))
     assert table.columns == ["userId", "city", START_AT, END_AT]
     assert {tuple(r) for r in table.collect()} == {(1, "Puebla", 1, 4)}
+
+
+@pytest.fixture
+def graph(spark):
+    from orderlake.engine import api
+    from orderlake.engine.graph import PipelineGraph
+
+    found = PipelineGraph()
+    token = api._ACTIVE.set(found)
+    yield found
+    api._ACTIVE.reset(token)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"stored_as_scd_type": 2, "apply_as_truncates": "op = 'T'"}, "SCD type 1"),
+        ({"track_history_column_list": ["city"]}, "SCD type 2 only"),
+        ({"stored_as_scd_type": 3}, "1 or 2"),
+        ({"once": True}, "once="),
+        ({"ignore_null_updates_column_list": ["city"]}, "ignore_null_updates_column_list="),
+        (
+            {
+                "stored_as_scd_type": 2,
+                "track_history_column_list": ["a"],
+                "track_history_except_column_list": ["b"],
+            },
+            "not both",
+        ),
+    ],
+)
+def test_options_the_engine_cannot_honour_are_refused_when_the_definitions_load(
+    graph, options, message
+):
+    """https://docs.databricks.com/aws/en/ldp/developer/ldp-python-ref-apply-changes
+    (apply_as_truncates is supported only for SCD type 1; track_history_* for SCD type 2):
+    what the local engine would not honour is a ConfigurationError, never ignored."""
+    from orderlake.engine import api
+    from orderlake.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        api.create_auto_cdc_flow(
+            target="t", source="s", keys=["userId"], sequence_by="sequenceNum", **options
+        )
+    assert graph.flows == []
+
+
+def test_keys_and_column_lists_may_be_col_objects(graph):
+    """https://docs.databricks.com/aws/en/ldp/developer/ldp-python-ref-apply-changes (keys:
+    a list of strings or of Spark SQL col() functions)."""
+    from orderlake.engine import api
+
+    api.create_auto_cdc_flow(
+        target="t",
+        source="s",
+        keys=[F.col("userId")],
+        sequence_by=F.col("sequenceNum"),
+        stored_as_scd_type="2",
+        track_history_except_column_list=[F.col("city")],
+    )
+    flow = graph.flows[0]
+    assert flow.keys == ["userId"] and flow.track_history_except_column_list == ["city"]
+    assert flow.scd_type == 2
