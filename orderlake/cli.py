@@ -135,6 +135,14 @@ def _pipeline_options(parser: argparse.ArgumentParser) -> None:
     _warehouse_option(parser)
     parser.add_argument("--target", default=None, help="bundle target whose settings to use")
     parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the bundle to run: a folder with databricks.yml and resources/ "
+        "(default: this repository's orders bundle)",
+    )
+    parser.add_argument(
         "--conf",
         action="append",
         default=[],
@@ -181,8 +189,16 @@ def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
     for folder in ("source", "archive", "rejected"):
         (args.volume / folder).mkdir(parents=True, exist_ok=True)
     _say(f"starting Spark and loading the pipeline (volume {args.volume})")
+    bundle = getattr(args, "bundle", None)
+    if bundle is not None and not (bundle / "databricks.yml").is_file():
+        raise UsageError(f"--bundle {bundle}: no databricks.yml there")
     pipeline = LocalPipeline(
-        args.volume, args.warehouse, conf_overrides=overrides, target=args.target, progress=_say
+        args.volume,
+        args.warehouse,
+        conf_overrides=overrides,
+        bundle_root=bundle.resolve() if bundle is not None else None,
+        target=args.target,
+        progress=_say,
     )
     # pyspark installed its own SIGINT handler while starting: put ours back.
     install_handlers()

@@ -77,8 +77,8 @@ def test_expectations_attach_to_the_dataset_below_them(spark, tmp_path):
     [
         (
             "dp.create_auto_cdc_flow(target='t', source='s', keys=['k'], sequence_by='s', "
-            "stored_as_scd_type=2)",
-            "stored_as_scd_type=2 is not supported by the local engine",
+            "stored_as_scd_type=2, apply_as_truncates='op = \\'T\\'')",
+            "apply_as_truncates=...) is supported only for SCD type 1",
         ),
         ("dp.create_sink('s', 'kafka', {})", "create_sink is not supported"),
         ("dp.create_streaming_table('t')\ndp.create_streaming_table('t')", "defined twice"),

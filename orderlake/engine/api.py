@@ -160,12 +160,92 @@ def table(
     format: str | None = None,
     **unknown: Any,
 ) -> Any:
-    """A streaming table (the engine runs its query incrementally) or a materialized view.
+    """A streaming table: the engine runs its query incrementally (each update takes the rows
+    its sources appended since the last). Options as `_stored_table`."""
+    return _stored_table(
+        "table",
+        "table",
+        query_function,
+        name=name,
+        comment=comment,
+        spark_conf=spark_conf,
+        table_properties=table_properties,
+        path=path,
+        partition_cols=partition_cols,
+        cluster_by_auto=cluster_by_auto,
+        cluster_by=cluster_by,
+        schema=schema,
+        row_filter=row_filter,
+        private=private,
+        temporary=temporary,
+        format=format,
+        **unknown,
+    )
 
-    Honoured: `name`, `comment`, `table_properties` (`delta.*` ones set on the Delta table
+
+def materialized_view(
+    query_function: QueryFunction | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    table_properties: dict[str, str] | None = None,
+    path: str | None = None,
+    partition_cols: list[str] | None = None,
+    cluster_by_auto: bool = False,
+    cluster_by: list[str] | None = None,
+    schema: Any = None,
+    row_filter: str | None = None,
+    private: bool = False,
+    format: str | None = None,
+    **unknown: Any,
+) -> Any:
+    """A materialized view: its batch query is recomputed by every update, after the tables it
+    reads, and replaces the stored rows in one commit. Options as `_stored_table`."""
+    return _stored_table(
+        "materialized_view",
+        "materialized_view",
+        query_function,
+        name=name,
+        comment=comment,
+        spark_conf=spark_conf,
+        table_properties=table_properties,
+        path=path,
+        partition_cols=partition_cols,
+        cluster_by_auto=cluster_by_auto,
+        cluster_by=cluster_by,
+        schema=schema,
+        row_filter=row_filter,
+        private=private,
+        format=format,
+        **unknown,
+    )
+
+
+def _stored_table(
+    api_name: str,
+    kind: str,
+    query_function: QueryFunction | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    spark_conf: dict[str, str] | None = None,
+    table_properties: dict[str, str] | None = None,
+    path: str | None = None,
+    partition_cols: list[str] | None = None,
+    cluster_by_auto: bool = False,
+    cluster_by: list[str] | None = None,
+    schema: Any = None,
+    row_filter: str | None = None,
+    private: bool = False,
+    temporary: bool = False,
+    format: str | None = None,
+    **unknown: Any,
+) -> Any:
+    """Honoured: `name`, `comment`, `table_properties` (`delta.*` ones set on the Delta table
     when it is created). Anything else is refused rather than ignored."""
     _refuse_ignored(
-        "table",
+        api_name,
         spark_conf=spark_conf,
         path=path,
         partition_cols=partition_cols,
@@ -177,13 +257,10 @@ def table(
         temporary=temporary,
         **unknown,
     )
-    _refuse_format("table", format)
+    _refuse_format(api_name, format)
     return _dataset_decorator(
-        "table", query_function, name, comment=comment, table_properties=table_properties
+        kind, query_function, name, comment=comment, table_properties=table_properties
     )
-
-
-materialized_view = table
 
 
 def temporary_view(
@@ -268,29 +345,64 @@ def create_auto_cdc_flow(
     track_history_except_column_list: list[str] | None = None,
     name: str | None = None,
     once: bool = False,
+    **unknown: Any,
 ) -> None:
-    """SCD1 upserts from `source` into `target`, ordered by `sequence_by`."""
-    if str(stored_as_scd_type) != "1":
-        raise _unsupported("stored_as_scd_type=2")
-    if ignore_null_updates or apply_as_truncates is not None or once:
-        raise _unsupported("ignore_null_updates/apply_as_truncates/once")
-    if track_history_column_list or track_history_except_column_list:
-        raise _unsupported("track_history_* (SCD2 only)")
+    """Changes from `source` (a view or a streaming table) applied to `target` in `sequence_by`
+    order: SCD type 1 (upserts) or 2 (every version, `__START_AT`/`__END_AT`).
+
+    The Databricks semantics of each option; `once` and any option not listed here are refused
+    (the engine would otherwise ignore them)."""
+    _refuse_ignored("create_auto_cdc_flow", once=once, **unknown)
+    scd = str(stored_as_scd_type).strip()
+    if scd not in ("1", "2"):
+        raise ConfigurationError(
+            f"create_auto_cdc_flow(stored_as_scd_type={stored_as_scd_type!r}): 1 or 2"
+        )
+    if scd == "2" and apply_as_truncates is not None:
+        raise ConfigurationError(
+            "create_auto_cdc_flow(apply_as_truncates=...) is supported only for SCD type 1 "
+            "(stored_as_scd_type=1), as on Databricks"
+        )
+    if scd == "1" and (track_history_column_list or track_history_except_column_list):
+        raise ConfigurationError(
+            "create_auto_cdc_flow(track_history_column_list / track_history_except_column_list) "
+            "applies to SCD type 2 only (stored_as_scd_type=2)"
+        )
+    if track_history_column_list and track_history_except_column_list:
+        raise ConfigurationError(
+            "give track_history_column_list or track_history_except_column_list, not both"
+        )
     if column_list and except_column_list:
-        raise ValueError("give column_list or except_column_list, not both")
+        raise ConfigurationError("give column_list or except_column_list, not both")
+
+    def names(found: list[Any] | None) -> list[str] | None:
+        return [c if isinstance(c, str) else _column_name(c) for c in found] if found else None
+
     _graph().add_flow(
         AutoCdcFlow(
             name=name or target,
             target=target,
             source=source,
-            keys=[k if isinstance(k, str) else str(k) for k in keys],
+            keys=names(keys) or [],
             sequence_by=_column(sequence_by),
             apply_as_deletes=None if apply_as_deletes is None else _column(apply_as_deletes),
-            column_list=list(column_list) if column_list else None,
-            except_column_list=list(except_column_list) if except_column_list else None,
+            column_list=names(column_list),
+            except_column_list=names(except_column_list),
             source_file=_graph().loading,
+            scd_type=int(scd),
+            ignore_null_updates=bool(ignore_null_updates),
+            apply_as_truncates=None if apply_as_truncates is None else _column(apply_as_truncates),
+            track_history_column_list=names(track_history_column_list),
+            track_history_except_column_list=names(track_history_except_column_list),
         )
     )
+
+
+def _column_name(column: Column) -> str:
+    """The name of `F.col("x")` (the docs allow col() objects in keys and column lists)."""
+    text = str(column)  # Column<'x'>
+    inner = text[len("Column<'") : -2] if text.startswith("Column<'") else text
+    return inner.strip("`")
 
 
 apply_changes = create_auto_cdc_flow

@@ -16,17 +16,23 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, StructType
 
 from orderlake.engine.delta_log import holds_no_rows, is_delta_table, latest_commit_info
 from orderlake.engine.graph import AutoCdcFlow
 
 SEQUENCE_COLUMN = "__cdc_sequence"
 DELETE_COLUMN = "__cdc_delete"
+FRESH_COLUMN = "__cdc_fresh"  # ignore_null_updates: the key was deleted earlier in the batch
+TRUNCATE_COLUMN = "__cdc_truncate"
+START_AT, END_AT = "__START_AT", "__END_AT"  # SCD type 2 validity, typed like sequence_by
+_INTERNAL = (DELETE_COLUMN, FRESH_COLUMN)
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 
@@ -53,8 +59,9 @@ def value_columns(flow: AutoCdcFlow, source_columns: list[str]) -> list[str]:
     return [c for c in chosen if c not in flow.keys]
 
 
-def _latest_per_key(batch: DataFrame, flow: AutoCdcFlow, values: list[str]) -> DataFrame:
-    staged = batch.select(
+def _staged(batch: DataFrame, flow: AutoCdcFlow, values: list[str]) -> DataFrame:
+    """keys, values, the sequence and the delete flag of each change."""
+    return batch.select(
         *flow.keys,
         *values,
         flow.sequence_by.alias(SEQUENCE_COLUMN),
@@ -64,9 +71,66 @@ def _latest_per_key(batch: DataFrame, flow: AutoCdcFlow, values: list[str]) -> D
             else F.lit(False)
         ).alias(DELETE_COLUMN),
     )
+
+
+def _fill_nulls(staged: DataFrame, flow: AutoCdcFlow, values: list[str]) -> DataFrame:
+    """ignore_null_updates inside a batch: a NULL takes the key's previous value in sequence
+    order, never across a delete (after a delete the key starts again). `FRESH_COLUMN` marks
+    changes with a delete before them in the batch: those must not take the target's values."""
+    ordered = Window.partitionBy(*flow.keys).orderBy(SEQUENCE_COLUMN)
+    upto = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    deletes = F.sum(F.col(DELETE_COLUMN).cast("int")).over(upto)
+    staged = staged.withColumn("__cdc_segment", deletes)
+    segment = (
+        Window.partitionBy(*flow.keys, "__cdc_segment")
+        .orderBy(SEQUENCE_COLUMN)
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    filled = [F.last(F.col(c), ignorenulls=True).over(segment).alias(c) for c in values]
+    return staged.select(
+        *flow.keys,
+        *filled,
+        SEQUENCE_COLUMN,
+        DELETE_COLUMN,
+        (F.col("__cdc_segment") > 0).alias(FRESH_COLUMN),
+    )
+
+
+def _latest_per_key(batch: DataFrame, flow: AutoCdcFlow, values: list[str]) -> DataFrame:
+    staged = _staged(batch, flow, values)
+    extra = []
+    if flow.ignore_null_updates:
+        staged, extra = _fill_nulls(staged, flow, values), [FRESH_COLUMN]
     # One row per key: the change with the highest sequence (a hash aggregate, no sort).
-    latest = F.max_by(F.struct(*values, SEQUENCE_COLUMN, DELETE_COLUMN), F.col(SEQUENCE_COLUMN))
+    latest = F.max_by(
+        F.struct(*values, SEQUENCE_COLUMN, DELETE_COLUMN, *extra), F.col(SEQUENCE_COLUMN)
+    )
     return staged.groupBy(*flow.keys).agg(latest.alias("__latest")).select(*flow.keys, "__latest.*")
+
+
+def _literal(value: Any, data_type: DataType) -> Column:
+    """A literal of `data_type` (a struct sequence gives a Row)."""
+    if isinstance(data_type, StructType):
+        return F.struct(
+            *[_literal(value[f.name], f.dataType).alias(f.name) for f in data_type.fields]
+        )
+    return F.lit(value).cast(data_type)
+
+
+def _truncated_before(batch: DataFrame, flow: AutoCdcFlow) -> tuple[DataFrame, Column | None]:
+    """apply_as_truncates: (the changes after the batch's latest TRUNCATE, that TRUNCATE's
+    sequence as a literal, or None when the batch holds none)."""
+    if flow.apply_as_truncates is None:
+        return batch, None
+    flagged = batch.withColumn(
+        TRUNCATE_COLUMN, F.coalesce(flow.apply_as_truncates, F.lit(False))
+    ).withColumn("__cdc_seq_t", flow.sequence_by)
+    row = flagged.where(TRUNCATE_COLUMN).agg(F.max("__cdc_seq_t").alias("t")).first()
+    if row is None or row["t"] is None:
+        return flagged.where(~F.col(TRUNCATE_COLUMN)).drop(TRUNCATE_COLUMN, "__cdc_seq_t"), None
+    cut = _literal(row["t"], flagged.schema["__cdc_seq_t"].dataType)
+    kept = flagged.where(~F.col(TRUNCATE_COLUMN) & (F.col("__cdc_seq_t") > cut))
+    return kept.drop(TRUNCATE_COLUMN, "__cdc_seq_t"), cut
 
 
 def _key_condition(keys: list[str], left: str, right: str) -> str:
@@ -100,6 +164,9 @@ def apply_batch(
     """Apply one batch of changes to the target. Rows with a NULL key are skipped.
 
     Commits carry `tag`; tables in `skip` hold this batch already (a replay) and are left."""
+    if flow.scd_type == 2:
+        return apply_scd2(spark, batch, flow, target_path, table_properties, tag, skip)
+    batch, truncated_before = _truncated_before(batch, flow)
     values = value_columns(flow, batch.columns)
     key_present = F.lit(True)
     for key in flow.keys:
@@ -121,7 +188,7 @@ def apply_batch(
         if target_path in skip:
             result = CdcResult(0, 0, 0)
         elif is_delta_table(target_path) and not holds_no_rows(target_path):
-            result = _merge(spark, changes, flow, values, target_path, tag)
+            result = _merge(spark, changes, flow, values, target_path, tag, truncated_before)
         else:
             result = _first_load(changes, target_path, table_properties, tag)
         if deletes and tombstone_path not in skip:
@@ -138,20 +205,33 @@ def _merge(
     values: list[str],
     target_path: Path,
     tag: str | None,
+    truncated_before: Column | None = None,
 ) -> CdcResult:
+    """One MERGE: newer changes update or delete, new keys insert; with a TRUNCATE in the
+    batch, the target rows older than it go in the same commit."""
     target = DeltaTable.forPath(spark, str(target_path))
     newer = f"s.{SEQUENCE_COLUMN} > t.{SEQUENCE_COLUMN}"
-    assignments = {f"`{c}`": f"s.`{c}`" for c in [*flow.keys, *values, SEQUENCE_COLUMN]}
+    inserts = {f"`{c}`": f"s.`{c}`" for c in [*flow.keys, *values, SEQUENCE_COLUMN]}
+    updates = dict(inserts)
+    if flow.ignore_null_updates:
+        # A NULL keeps the stored value, unless the key was deleted earlier in the batch.
+        for c in values:
+            updates[f"`{c}`"] = (
+                f"CASE WHEN s.{FRESH_COLUMN} THEN s.`{c}` ELSE coalesce(s.`{c}`, t.`{c}`) END"
+            )
     with _tagged(spark, tag):
-        metrics = (
+        merge = (
             target.alias("t")
             .merge(changes.alias("s"), _key_condition(flow.keys, "t", "s"))
             .whenMatchedDelete(condition=f"{newer} AND s.{DELETE_COLUMN}")
-            .whenMatchedUpdate(condition=newer, set=assignments)
-            .whenNotMatchedInsert(condition=f"NOT s.{DELETE_COLUMN}", values=assignments)
-            .execute()
-            .first()
+            .whenMatchedUpdate(condition=newer, set=updates)
+            .whenNotMatchedInsert(condition=f"NOT s.{DELETE_COLUMN}", values=inserts)
         )
+        if truncated_before is not None:
+            merge = merge.whenNotMatchedBySourceDelete(
+                condition=F.col(f"t.{SEQUENCE_COLUMN}") < truncated_before
+            )
+        metrics = merge.execute().first()
     if metrics is None:
         return CdcResult(0, 0, 0)
     info = latest_commit_info(target_path) or {}
@@ -168,7 +248,8 @@ def _first_load(
     changes: DataFrame, path: Path, properties: dict[str, str], tag: str | None
 ) -> CdcResult:
     """Into a target with no rows every change is an insert (deletes find no row)."""
-    writer = changes.where(~F.col(DELETE_COLUMN)).drop(DELETE_COLUMN).write.format("delta")
+    rows = changes.where(~F.col(DELETE_COLUMN)).drop(*_INTERNAL)
+    writer = rows.write.format("delta")
     for key, value in properties.items():
         if key.startswith("delta."):
             writer = writer.option(key, value)
@@ -180,6 +261,23 @@ def _first_load(
     return CdcResult(inserted=inserted, updated=0, deleted=0, changes=inserted)
 
 
+def empty_target(spark: SparkSession, source: DataFrame, flow: AutoCdcFlow) -> DataFrame:
+    """No rows, with the columns the target gets from `source` (the flow's input)."""
+    values = value_columns(flow, source.columns)
+    if flow.scd_type == 2:
+        staged = _staged(source.limit(0), flow, values)
+        sequence = staged.schema[SEQUENCE_COLUMN].dataType
+        rows = staged.select(
+            *flow.keys,
+            *values,
+            F.col(SEQUENCE_COLUMN).alias(START_AT),
+            F.lit(None).cast(sequence).alias(END_AT),
+        )
+    else:
+        rows = _latest_per_key(source.limit(0), flow, values).drop(*_INTERNAL)
+    return spark.createDataFrame([], rows.schema)
+
+
 def create_target(
     spark: SparkSession,
     source: DataFrame,
@@ -188,9 +286,7 @@ def create_target(
     properties: dict[str, str],
 ) -> None:
     """An empty target with the columns `source` (the flow's input) would give it."""
-    values = value_columns(flow, source.columns)
-    rows = _latest_per_key(source.limit(0), flow, values).drop(DELETE_COLUMN)
-    writer = spark.createDataFrame([], rows.schema).write.format("delta").mode("errorifexists")
+    writer = empty_target(spark, source, flow).write.format("delta").mode("errorifexists")
     for key, value in properties.items():
         if key.startswith("delta."):
             writer = writer.option(key, value)
@@ -212,3 +308,165 @@ def _record_tombstones(
             .whenNotMatchedInsertAll()
             .execute()
         )
+
+
+# SCD type 2 -----------------------------------------------------------------------------------
+
+
+def tracked_columns(flow: AutoCdcFlow, values: list[str]) -> list[str]:
+    """The columns whose change starts a new version (track_history_*; default: all)."""
+    if flow.track_history_column_list:
+        missing = sorted(set(flow.track_history_column_list) - set(values))
+        if missing:
+            raise ValueError(
+                f"track_history_column_list names columns not in the target: {missing}"
+            )
+        return [c for c in values if c in flow.track_history_column_list]
+    excluded = set(flow.track_history_except_column_list or [])
+    return [c for c in values if c not in excluded]
+
+
+def _history_events(target: DataFrame, flow: AutoCdcFlow, values: list[str]) -> DataFrame:
+    """The changes a stored history stands for: an upsert at each version's __START_AT, and a
+    delete at each __END_AT that no version of the key starts at."""
+    upserts = target.select(
+        *flow.keys,
+        *values,
+        F.col(START_AT).alias(SEQUENCE_COLUMN),
+        F.lit(False).alias(DELETE_COLUMN),
+    )
+    starts = target.select(*flow.keys, F.col(START_AT).alias("__cdc_next"))
+    closed = target.where(F.col(END_AT).isNotNull())
+    deletes = closed.join(
+        starts,
+        [*[closed[k] == starts[k] for k in flow.keys], closed[END_AT] == starts["__cdc_next"]],
+        "left_anti",
+    ).select(
+        *flow.keys,
+        *[F.lit(None).cast(target.schema[c].dataType).alias(c) for c in values],
+        F.col(END_AT).alias(SEQUENCE_COLUMN),
+        F.lit(True).alias(DELETE_COLUMN),
+    )
+    return upserts.unionByName(deletes)
+
+
+def _versions(events: DataFrame, flow: AutoCdcFlow, values: list[str]) -> DataFrame:
+    """A key's history from its changes in sequence order: an upsert whose tracked columns
+    differ from the change before it (or that follows a delete, or comes first) opens a
+    version; any other upsert updates the open version in place; the next version or a delete
+    closes it (__END_AT)."""
+    tracked = tracked_columns(flow, values)
+    # One change per key and sequence: a change of this batch replaces the stored one.
+    per_seq = Window.partitionBy(*flow.keys, SEQUENCE_COLUMN).orderBy(F.col("__cdc_new").desc())
+    events = events.withColumn("__cdc_rank", F.row_number().over(per_seq)).where("__cdc_rank = 1")
+    ordered = Window.partitionBy(*flow.keys).orderBy(SEQUENCE_COLUMN)
+    upto = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    if flow.ignore_null_updates:
+        events = events.withColumn(
+            "__cdc_segment", F.sum(F.col(DELETE_COLUMN).cast("int")).over(upto)
+        )
+        segment = (
+            Window.partitionBy(*flow.keys, "__cdc_segment")
+            .orderBy(SEQUENCE_COLUMN)
+            .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        )
+        for c in values:
+            events = events.withColumn(c, F.last(F.col(c), ignorenulls=True).over(segment))
+    state = F.struct(*[F.col(c) for c in tracked]) if tracked else F.lit(True)
+    previous_deleted = F.lag(DELETE_COLUMN).over(ordered)
+    opens = ~F.col(DELETE_COLUMN) & (
+        previous_deleted.isNull() | previous_deleted | ~F.lag(state).over(ordered).eqNullSafe(state)
+    )
+    staged = events.select(
+        *flow.keys,
+        *values,
+        SEQUENCE_COLUMN,
+        DELETE_COLUMN,
+        F.sum(opens.cast("int")).over(upto).alias("__cdc_version"),
+        F.lead(SEQUENCE_COLUMN).over(ordered).alias("__cdc_next"),
+    )
+    latest = F.max_by(F.struct(*values, "__cdc_next"), F.col(SEQUENCE_COLUMN))
+    return (
+        staged.where(~F.col(DELETE_COLUMN))
+        .groupBy(*flow.keys, "__cdc_version")
+        .agg(F.min(SEQUENCE_COLUMN).alias(START_AT), latest.alias("__latest"))
+        .select(
+            *flow.keys,
+            *[F.col(f"__latest.{c}").alias(c) for c in values],
+            F.col(START_AT),
+            F.col("__latest.__cdc_next").alias(END_AT),
+        )
+    )
+
+
+def apply_scd2(
+    spark: SparkSession,
+    batch: DataFrame,
+    flow: AutoCdcFlow,
+    target_path: Path,
+    table_properties: dict[str, str],
+    tag: str | None = None,
+    skip: frozenset[Path] = frozenset(),
+) -> CdcResult:
+    """Keep every version of each key (SCD type 2). The history of each key the batch touches
+    is rebuilt from its stored versions plus the batch's changes, so a late change lands in
+    the right place of the history; one MERGE writes the difference (rows of rebuilt
+    histories updated or inserted, versions that no longer exist deleted). Re-applying a batch
+    rebuilds the same histories: nothing changes."""
+    if target_path in skip:
+        return CdcResult(0, 0, 0)
+    values = value_columns(flow, batch.columns)
+    key_present = F.lit(True)
+    for key in flow.keys:
+        key_present = key_present & F.col(key).isNotNull()
+    changes = _staged(batch.where(key_present), flow, values).withColumn("__cdc_new", F.lit(1))
+    stored = is_delta_table(target_path) and not holds_no_rows(target_path)
+    if not stored:
+        rows = _versions(changes, flow, values)
+        writer = rows.write.format("delta")
+        for key, value in table_properties.items():
+            if key.startswith("delta."):
+                writer = writer.option(key, value)
+        if tag is not None:
+            writer = writer.option("userMetadata", tag)
+        writer.mode("append").save(str(target_path))
+        info = latest_commit_info(target_path) or {}
+        inserted = int((info.get("operationMetrics") or {}).get("numOutputRows", 0))
+        return CdcResult(inserted=inserted, updated=0, deleted=0, changes=inserted)
+    changes = changes.persist(StorageLevel.DISK_ONLY)
+    try:
+        target = spark.read.format("delta").load(str(target_path))
+        touched = changes.select(*flow.keys).distinct()
+        history = target.join(touched, flow.keys, "left_semi")
+        old = _history_events(history, flow, values).withColumn("__cdc_new", F.lit(0))
+        rebuilt = _versions(changes.unionByName(old), flow, values)
+        gone = history.join(
+            rebuilt.select(*flow.keys, START_AT), [*flow.keys, START_AT], "left_anti"
+        )
+        diff = rebuilt.withColumn("__cdc_gone", F.lit(False)).unionByName(
+            gone.withColumn("__cdc_gone", F.lit(True))
+        )
+        columns = [*flow.keys, *values, START_AT, END_AT]
+        assignments = {f"`{c}`": f"s.`{c}`" for c in columns}
+        same = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [*values, END_AT])
+        match = f"{_key_condition(flow.keys, 't', 's')} AND t.{START_AT} = s.{START_AT}"
+        with _tagged(spark, tag):
+            metrics = (
+                DeltaTable.forPath(spark, str(target_path))
+                .alias("t")
+                .merge(diff.alias("s"), match)
+                .whenMatchedDelete(condition="s.__cdc_gone")
+                .whenMatchedUpdate(condition=f"NOT ({same})", set=assignments)
+                .whenNotMatchedInsert(condition="NOT s.__cdc_gone", values=assignments)
+                .execute()
+                .first()
+            )
+    finally:
+        changes.unpersist()
+    if metrics is None:
+        return CdcResult(0, 0, 0)
+    return CdcResult(
+        inserted=int(metrics["num_inserted_rows"]),
+        updated=int(metrics["num_updated_rows"]),
+        deleted=int(metrics["num_deleted_rows"]),
+    )

@@ -42,14 +42,22 @@ class FlowProgress:
     quality: QualityReport | None = None
     extra: dict[str, int] = field(default_factory=dict)
     recovered: bool = False  # a run an earlier update planned and did not finish
+    # The expectations of the views the flow's query read (view name -> counts).
+    view_quality: dict[str, QualityReport] = field(default_factory=dict)
 
     def as_details(self) -> dict[str, Any]:
         details: dict[str, Any] = {
             "status": "COMPLETED",
             "metrics": {"num_output_rows": self.output_rows, "num_input_rows": self.input_rows},
         }
-        if self.quality is not None:
-            details["data_quality"] = self.quality.as_details()
+        reports = [q for q in (self.quality, *self.view_quality.values()) if q is not None]
+        if reports:
+            quality = reports[0].as_details()
+            for other in reports[1:]:
+                more = other.as_details()
+                quality["dropped_records"] += more["dropped_records"]
+                quality["expectations"].extend(more["expectations"])
+            details["data_quality"] = quality
         details["metrics"].update(self.extra)
         return details
 
@@ -67,6 +75,11 @@ class FlowContext:
     # `spark.readStream.table(name)` gives `frame` while the returned context is open.
     bind: Callable[[dict[str, DataFrame]], Any]
     sources: Callable[[Flow], set[str]]  # the stored tables a flow reads as a stream
+    # While open, each view a flow reads goes through the given (view, frame) -> frame.
+    view_checks: Callable[[Callable[[str, DataFrame], DataFrame]], Any]
+    stream_table: Callable[[str], DataFrame]  # `spark.readStream.table(name)`, bound rows
+    batch_sources: Callable[[Flow], set[str]]  # the stored tables a flow reads whole
+    overwrite: Append  # (frame, path, dataset, tag) -> rows: replaces the table, one commit
 
 
 @dataclass
@@ -80,15 +93,39 @@ class _Planned:
 
 
 def _checked_dataset(ctx: FlowContext, flow: Flow) -> Dataset:
-    """The dataset whose expectations apply to a flow's input (an AUTO CDC flow's source view)."""
-    return ctx.graph.dataset(flow.source if isinstance(flow, AutoCdcFlow) else flow.target)
+    """The dataset whose expectations apply to a flow's input: its target, or an AUTO CDC
+    flow's source view (a source table's rules applied when that table was written)."""
+    if isinstance(flow, AutoCdcFlow):
+        source = ctx.graph.dataset(flow.source)
+        return source if source.kind == "view" else Dataset(source.name, "view")
+    return ctx.graph.dataset(flow.target)
 
 
 def _input(ctx: FlowContext, flow: Flow) -> DataFrame:
-    """A flow's input: its query, or its AUTO CDC source view's."""
+    """A flow's input: its query, or its AUTO CDC source's rows (a view's query)."""
     if isinstance(flow, AutoCdcFlow):
-        return ctx.graph.view_flow(flow.source).func()
+        if ctx.graph.is_view(flow.source):
+            return ctx.graph.view_flow(flow.source).func()
+        return ctx.stream_table(flow.source)
     return flow.func()
+
+
+def _view_checker(
+    ctx: FlowContext, progress: FlowProgress
+) -> Callable[[str, DataFrame], DataFrame]:
+    """Applies a view's expectations where a flow reads it: `fail` rules stop the run before
+    anything is written, `drop` rules filter, every rule is counted in the flow's progress."""
+
+    def check(name: str, frame: DataFrame) -> DataFrame:
+        rules = ctx.graph.dataset(name).expectations
+        if not rules:
+            return frame
+        checked = enforce(frame, rules, name)
+        report = progress.view_quality.setdefault(name, QualityReport(name, {}))
+        report.merge(checked.report())
+        return checked.kept
+
+    return check
 
 
 def _plan(ctx: FlowContext, flow: Flow) -> _Planned | None:
@@ -129,6 +166,12 @@ def run_flows(ctx: FlowContext, flows: list[Flow]) -> list[FlowProgress]:
         )
         for f in flows
     }
+    for flow in flows:
+        if ctx.graph.dataset(flow.target).kind == "materialized_view":
+            STOP.check()
+            _refresh_materialized_view(ctx, flow, progress[flow.name])
+    flows_in = flows
+    flows = [f for f in flows if ctx.graph.dataset(f.target).kind != "materialized_view"]
     planned = [p for p in (_plan(ctx, f) for f in flows) if p is not None]
     groups: dict[tuple, list[_Planned]] = {}
     for item in planned:
@@ -138,9 +181,10 @@ def run_flows(ctx: FlowContext, flows: list[Flow]) -> list[FlowProgress]:
         _run_group(ctx, group, progress)
     for flow in flows:
         _ensure_table(ctx, flow)
+    for flow in flows_in:
         if not _checked_dataset(ctx, flow).expectations:
             progress[flow.name].quality = None
-    return [progress[f.name] for f in flows]
+    return [progress[f.name] for f in flows_in]
 
 
 def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, FlowProgress]) -> None:
@@ -160,7 +204,8 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
             cleanup.enter_context(_batch_settings(ctx.spark, rows_in))
         try:
             for item in ordered:
-                frame = _input(ctx, item.flow)
+                with ctx.view_checks(_view_checker(ctx, progress[item.flow.name])):
+                    frame = _input(ctx, item.flow)
                 # Caching a flow's input pays only when other flows share it and it is big.
                 cache = CACHE_SHARED_INPUTS and not small and len(ordered) > 1
                 frames[item.flow.name] = frame.persist(CACHE_LEVEL) if cache else frame
@@ -254,6 +299,7 @@ def _write_run(
         written = result.inserted + result.updated
     elif ctx.table_path(target.name) in done:
         written = 0
+        progress.view_quality.clear()  # counted by the run that wrote it
     else:
         written = ctx.append(kept, ctx.table_path(target.name), target, tag)
     kill_point(f"after_write:{flow.name}")
@@ -264,6 +310,39 @@ def _write_run(
     progress.input_rows += rows_in
     progress.output_rows += written
     if progress.quality is not None and ctx.table_path(target.name) not in done:
+        progress.quality.merge(rules.report())
+
+
+def _refresh_materialized_view(ctx: FlowContext, flow: Flow, progress: FlowProgress) -> None:
+    """Recompute a materialized view from the current rows of what it reads, and replace its
+    rows in one Delta commit (an overwrite): a reader sees the old rows or the new, never a
+    mix, and a run cut short is simply recomputed by the next update.
+
+    Its query reads tables whole (`spark.read.table`); a view it reads that streams a table
+    (`spark.readStream.table`) gets that table's current rows too."""
+    assert isinstance(flow, QueryFlow)
+    target = ctx.graph.dataset(flow.target)
+    path = ctx.table_path(target.name)
+    streamed = ctx.sources(flow)
+    read = sorted(streamed | ctx.batch_sources(flow))
+    last = ctx.states.last(flow.name)
+    versions = {s: [source_version(ctx.table_path(s))] * 2 for s in read}
+    run = FlowRun((last.run if last else 0) + 1, versions, written={target.name: _version(path)})
+    ctx.states.save(flow.name, run)
+    kill_point(f"planned:{flow.name}")
+    whole = {s: ctx.spark.read.format("delta").load(str(ctx.table_path(s))) for s in streamed}
+    with ctx.bind(whole), ctx.view_checks(_view_checker(ctx, progress)):
+        frame = flow.func()
+    rules = enforce(frame, target.expectations, target.name)
+    kill_point(f"before_write:{flow.name}")
+    written = ctx.overwrite(rules.kept, path, target, run.tag(flow.name))
+    kill_point(f"after_write:{flow.name}")
+    run.done = True
+    ctx.states.save(flow.name, run)
+    progress.batches += 1
+    progress.output_rows += written
+    progress.input_rows += rules.report().total if target.expectations else 0
+    if progress.quality is not None:
         progress.quality.merge(rules.report())
 
 

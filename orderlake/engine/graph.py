@@ -21,11 +21,19 @@ class Expectation:
 @dataclass
 class Dataset:
     name: str
-    kind: str  # table | view
+    kind: str  # table (streaming) | materialized_view | view
     comment: str | None = None
     table_properties: dict[str, str] = field(default_factory=dict)
     expectations: list[Expectation] = field(default_factory=list)
     source_file: str | None = None  # the definition file that declared it
+
+    @property
+    def stored(self) -> bool:
+        """A Delta table in the warehouse (a streaming table or a materialized view)."""
+        return self.kind in STORED_KINDS
+
+
+STORED_KINDS = ("table", "materialized_view")
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,11 @@ class AutoCdcFlow:
     column_list: list[str] | None
     except_column_list: list[str] | None
     source_file: str | None = None
+    scd_type: int = 1
+    ignore_null_updates: bool = False
+    apply_as_truncates: Column | None = None
+    track_history_column_list: list[str] | None = None
+    track_history_except_column_list: list[str] | None = None
 
 
 Flow = QueryFlow | AutoCdcFlow
@@ -87,8 +100,11 @@ class PipelineGraph:
         return next(f for f in self.flows if isinstance(f, QueryFlow) and f.target == name)
 
     def table_flows(self) -> list[Flow]:
-        """Flows that write stored tables, in definition order."""
-        return [f for f in self.flows if self.dataset(f.target).kind == "table"]
+        """Flows that write stored tables (streaming tables, materialized views), in order."""
+        return [f for f in self.flows if self.dataset(f.target).stored]
+
+    def is_view(self, name: str) -> bool:
+        return name in self.datasets and self.datasets[name].kind == "view"
 
     def validate(self) -> None:
         for flow in self.flows:

@@ -70,6 +70,9 @@ class _StreamReader:
         bound = self._session.bound.get(name)
         if bound is not None:
             return bound
+        view = self._session.view(name)
+        if view is not None:
+            return view
         if self._session.stream_source is not None:
             found = self._session.stream_source(name)
             if found is not None:
@@ -86,6 +89,9 @@ class _BatchReader:
     def table(self, name: str) -> DataFrame:
         self._session.batch_tables_read.add(name)
         self._session.check(name)
+        view = self._session.view(name)
+        if view is not None:
+            return view
         if self._session.learning and self._session.stream_source is not None:
             # Learning what a flow reads: a pipeline table that may not exist yet has the
             # columns its writer will give it (no rows are read).
@@ -113,6 +119,12 @@ class LocalSparkSession:
         self.stream_source: Callable[[str], DataFrame | None] | None = None
         # True while the runner calls a flow only to learn what it reads.
         self.learning = False
+        # What reading a pipeline view gives (its query, its expectations applied); None
+        # for a name that is not a view. Views are never catalog objects here.
+        self.view_source: Callable[[str], DataFrame | None] | None = None
+
+    def view(self, name: str) -> DataFrame | None:
+        return None if self.view_source is None else self.view_source(name)
 
     @contextlib.contextmanager
     def bind(self, frames: dict[str, DataFrame]) -> Iterator[None]:

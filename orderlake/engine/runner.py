@@ -6,12 +6,13 @@ An update = Auto Loader flows (files -> bronze, exactly once) and then every str
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from orderlake.bundle_config import load_bundle
+from orderlake.engine.autocdc import empty_target
 from orderlake.engine.autoloader import CloudFilesSource, LocalAutoLoader
 from orderlake.engine.delta_log import is_delta_table, latest_commit_info, latest_version
 from orderlake.engine.eventlog import EventLog
@@ -151,6 +153,9 @@ class LocalPipeline:
         self._batch_sources: dict[str, set[str]] = {}
         self._producing: list[str] = []
         self.session.stream_source = self._stream_source
+        self.session.view_source = self._view_source
+        self._view_hook: Callable[[str, DataFrame], DataFrame] | None = None
+        self._all_reads: dict[str, set[str]] = {}
         self._register_tables()
         self._check_graph()
         self.ingest_flows: list[QueryFlow] = self._ingest_flows()
@@ -217,7 +222,9 @@ class LocalPipeline:
             run = self.flow_states.last(flow.name)
             if run is not None and not run.done:
                 return f"flow {flow.name} did not finish its run {run.run}"
-            for source in self._tables_read(flow):
+            kind = self.graph.dataset(flow.target).kind
+            read = self._tables_needed(flow) if kind == "materialized_view" else None
+            for source in read if read is not None else self._tables_read(flow):
                 start = run.next_start(source) if run else 0
                 if source_version(self.table_path(source)) >= start:
                     return f"flow {flow.name} has not applied every row of {source} yet"
@@ -240,7 +247,7 @@ class LocalPipeline:
         """`readStream.table(name)` outside a flow run (learning what a flow reads): no rows,
         with the table's columns (from its log, or, before it exists, from the flow that will
         write it)."""
-        if name not in self.graph.datasets or self.graph.dataset(name).kind != "table":
+        if name not in self.graph.datasets or not self.graph.dataset(name).stored:
             return None
         path = self.table_path(name)
         if is_delta_table(path):
@@ -251,9 +258,7 @@ class LocalPipeline:
                 f"the datasets form a cycle: {' -> '.join(cycle)} (each reads the next); "
                 "a pipeline's graph must be acyclic"
             )
-        writer = next(
-            (f for f in self.graph.flows if f.target == name and isinstance(f, QueryFlow)), None
-        )
+        writer = next((f for f in self.graph.flows if f.target == name), None)
         if writer is None:
             return None
         self._producing.append(name)
@@ -262,11 +267,48 @@ class LocalPipeline:
         requests = list(self.autoloader.requests)
         reads = (set(self.session.tables_read), set(self.session.batch_tables_read))
         try:
+            if isinstance(writer, AutoCdcFlow):
+                source = self.session.readStream.table(writer.source).limit(0)
+                return empty_target(self.spark, source, writer)
             return writer.func().limit(0)
         finally:
             self._producing.pop()
             self.autoloader.requests[:] = requests
             self.session.tables_read, self.session.batch_tables_read = reads
+
+    def _view_source(self, name: str) -> DataFrame | None:
+        """A read of view `name`: its query, run where it is read (a view is not stored), with
+        its expectations applied by the flow run reading it (`view_checks`)."""
+        if not self.graph.is_view(name):
+            return None
+        if name in self._producing:
+            cycle = [*self._producing[self._producing.index(name) :], name]
+            raise GraphError(
+                f"the datasets form a cycle: {' -> '.join(cycle)} (each reads the next); "
+                "a pipeline's graph must be acyclic"
+            )
+        self._producing.append(name)
+        try:
+            frame = self.graph.view_flow(name).func()
+        finally:
+            self._producing.pop()
+        hook = self._view_hook
+        if hook is None or self.session.learning:
+            return frame
+        return hook(name, frame)
+
+    @contextlib.contextmanager
+    def view_checks(self, hook: Callable[[str, DataFrame], DataFrame]) -> Iterator[None]:
+        """While open, every view a flow reads goes through `hook` (its expectations)."""
+        saved, self._view_hook = self._view_hook, hook
+        try:
+            yield
+        finally:
+            self._view_hook = saved
+
+    def stream_table(self, name: str) -> DataFrame:
+        """`spark.readStream.table(name)` as the definitions see it (bound rows in a run)."""
+        return self.session.readStream.table(name)
 
     def table_path(self, name: str) -> Path:
         return self.warehouse_path / "tables" / name
@@ -284,7 +326,7 @@ class LocalPipeline:
 
     def _register_tables(self) -> None:
         for dataset in self.graph.datasets.values():
-            if dataset.kind == "table":
+            if dataset.stored:
                 self._register(dataset.name)
 
     def _ingest_flows(self) -> list[QueryFlow]:
@@ -299,18 +341,37 @@ class LocalPipeline:
             except AnalysisException:
                 continue  # reads a table that does not exist yet: not an ingest flow
             if source is not None:
+                checked = [
+                    v
+                    for v in sorted(self._all_reads.get(flow.name, ()))
+                    if self.graph.is_view(v) and self.graph.dataset(v).expectations
+                ]
+                if checked:
+                    raise GraphError(
+                        f"flow {flow.name!r} reads cloudFiles through view(s) {checked} that "
+                        "have expectations, which the local engine does not apply while "
+                        "loading files: put the expectations on a flow reading the loaded table"
+                    )
                 found.append(flow)
                 self.ingest_sources[flow.name] = source
         return found
 
     # --- writes --------------------------------------------------------------------------------
 
-    def _append(self, frame: DataFrame, path: Path, dataset: Dataset, tag: str | None) -> int:
+    def _overwrite(self, frame: DataFrame, path: Path, dataset: Dataset, tag: str | None) -> int:
+        """Replace a materialized view's rows (and columns) in one commit."""
+        return self._append(frame, path, dataset, tag, mode="overwrite")
+
+    def _append(
+        self, frame: DataFrame, path: Path, dataset: Dataset, tag: str | None, mode: str = "append"
+    ) -> int:
         """Append, the commit carrying `tag` (how a replay finds it); returns the rows written.
 
         No Delta transaction id: looking one up reads the table's whole log state (three Spark
         jobs per write), and the tag in the log, read from Python, proves the same thing."""
-        writer = frame.write.format("delta").mode("append")
+        writer = frame.write.format("delta").mode(mode)
+        if mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
         if tag:
             writer = writer.option("userMetadata", tag)
         before = latest_version(path)
@@ -417,9 +478,13 @@ class LocalPipeline:
             self._append,
             self.session.bind,
             self._tables_read,
+            self.view_checks,
+            self.stream_table,
+            self._batch_sources_of,
+            self._overwrite,
         )
         flows = query_flows(self.graph, {f.name for f in self.ingest_flows})
-        for wave in flow_waves(flows, self._tables_read):
+        for wave in flow_waves(flows, self._tables_needed):
             STOP.check()
             self.progress(f"{', '.join(f.name for f in wave)}: applying new rows")
             for progress in run_flows(flow_ctx, wave):
@@ -442,14 +507,14 @@ class LocalPipeline:
         `show` and `report` draw it from the log without loading the definitions."""
         ingest = {f.name: self.ingest_sources[f.name] for f in self.ingest_flows}
         for dataset in self.graph.datasets.values():
-            streaming = dataset.kind == "table"
+            dataset_type = {"table": "STREAMING_TABLE", "materialized_view": "MATERIALIZED_VIEW"}
             self.events.emit(
                 "dataset_definition",
                 f"Dataset '{dataset.name}' defined",
                 update_id=update_id,
                 details={
                     "dataset_name": dataset.name,
-                    "dataset_type": "STREAMING_TABLE" if streaming else "VIEW",
+                    "dataset_type": dataset_type.get(dataset.kind, "VIEW"),
                     "expectations": [
                         {"name": e.name, "constraint": e.constraint, "action": e.action}
                         for e in dataset.expectations
@@ -462,9 +527,13 @@ class LocalPipeline:
             elif isinstance(flow, AutoCdcFlow):
                 inputs, flow_type = [flow.source], "AUTO_CDC"
             else:
-                inputs, flow_type = sorted(self._tables_read(flow)), "APPEND"
-                if self.graph.dataset(flow.target).kind == "view":
+                self._tables_read(flow)
+                inputs, flow_type = sorted(self._all_reads[flow.name]), "APPEND"
+                kind = self.graph.dataset(flow.target).kind
+                if kind == "view":
                     flow_type = "VIEW"
+                elif kind == "materialized_view":
+                    flow_type = "COMPLETE"
             self.events.emit(
                 "flow_definition",
                 f"Flow '{flow.name}' defined",
@@ -482,21 +551,33 @@ class LocalPipeline:
         if flow.name not in self._sources:
             self.session.tables_read.clear()
             self.session.batch_tables_read.clear()
-            query = (
-                flow.func if isinstance(flow, QueryFlow) else self.graph.view_flow(flow.source).func
-            )
+            if isinstance(flow, QueryFlow):
+                query = flow.func
+            else:
+                source = flow.source
+                query = lambda: self.session.readStream.table(source)  # noqa: E731
             self.session.learning = True
             try:
                 query()
             finally:
                 self.session.learning = False
-            self._sources[flow.name] = {
-                t for t in self.session.tables_read if t in self.graph.datasets
-            }
-            self._batch_sources[flow.name] = {
-                t for t in self.session.batch_tables_read if t in self.graph.datasets
-            }
+            streamed, whole = set(self.session.tables_read), set(self.session.batch_tables_read)
+            # Views are read where they are used: what counts is the tables they read.
+            self._all_reads[flow.name] = {t for t in streamed | whole if t in self.graph.datasets}
+            self._sources[flow.name] = {t for t in streamed if self._stored(t)}
+            self._batch_sources[flow.name] = {t for t in whole if self._stored(t)}
         return self._sources[flow.name]
+
+    def _batch_sources_of(self, flow: Flow) -> set[str]:
+        self._tables_read(flow)
+        return self._batch_sources[flow.name]
+
+    def _stored(self, name: str) -> bool:
+        return name in self.graph.datasets and self.graph.dataset(name).stored
+
+    def _tables_needed(self, flow: Flow) -> set[str]:
+        """Every stored table a flow reads, as a stream or whole: it runs after their writers."""
+        return self._tables_read(flow) | self._batch_sources[flow.name]
 
     def _check_read(self, name: str) -> None:
         """A flow may read a dataset of the pipeline or a table that exists outside it."""
@@ -515,7 +596,15 @@ class LocalPipeline:
         reads: dict[str, set[str]] = {}
         for flow in self.graph.flows:
             try:
-                reads[flow.name] = self._tables_read(flow) | self._batch_sources[flow.name]
+                self.autoloader.requests.clear()
+                self._tables_read(flow)
+                reads[flow.name] = self._all_reads[flow.name]
+                if self.autoloader.requests and isinstance(flow, AutoCdcFlow):
+                    raise GraphError(
+                        f"AUTO CDC source {flow.source!r} reads cloudFiles, which the local "
+                        "engine loads only into a streaming table: land the files in a "
+                        "streaming table and use it (or a view over it) as the source"
+                    )
             except Interrupted:
                 raise
             except Exception as exc:
@@ -552,7 +641,7 @@ class LocalPipeline:
         tables = [
             name
             for name, dataset in self.graph.datasets.items()
-            if dataset.kind == "table" and name not in ingest_targets
+            if dataset.stored and name not in ingest_targets
         ]
         marker = {"update_id": update_id, "tables": tables}
         write_atomic(self.state_path / REFRESH_MARKER, json.dumps(marker))
