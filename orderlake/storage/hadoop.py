@@ -34,6 +34,12 @@ connector's source); docs/gcs-notes.md has the measurements:
   src and dst, complete and identical; a retried rename then returns False (dst exists), so
   recovery is: if dst exists with src's size (or bytes), delete src. Renaming a directory
   copies then deletes object by object: a crash leaves a partial dst and the whole src.
+- Reads: open() pins the object's generation (the connector reads that generation). If the
+  object is replaced after the open, the next read raises FileNotFoundError ("the requested
+  generation is deleted") although the path has a newer object; a local file opened before a
+  replace keeps reading the old bytes instead. read_bytes re-opens and reads again (up to 5
+  times) while the path still exists; a stream from open_read does not (bytes may already be
+  consumed): its caller sees the FileNotFoundError.
 - mkdirs writes a marker object "dir/"; a prefix with objects under it is a directory too
   (is_dir), and deleting a folder's last file leaves its marker (the folder stays, as on a
   disk). Markers are never listed as files.
@@ -68,10 +74,16 @@ class HadoopStorageError(OSError):
     """A Hadoop filesystem call failed for another reason than a missing or existing path."""
 
 
+def _java_exception(exc: BaseException):
+    """The Java exception behind a Py4JJavaError, or behind the pyspark exception that
+    pyspark's py4j hook converts some Java classes to (IllegalArgumentException, ...)."""
+    return getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+
+
 def _java_chain(exc: BaseException) -> list[tuple[str, str]]:
-    """(class name, message) of a Py4JJavaError's Java exception and its causes."""
+    """(class name, message) of the Java exception behind `exc` and its causes."""
     chain: list[tuple[str, str]] = []
-    java = getattr(exc, "java_exception", None)
+    java = _java_exception(exc)
     while java is not None and len(chain) < 10:
         chain.append((java.getClass().getName(), str(java.getMessage() or "")))
         cause = java.getCause()
@@ -93,11 +105,11 @@ def _is_precondition_failure(exc: BaseException) -> bool:
 def _translated(path: str) -> Iterator[None]:
     """Java FileNotFoundException -> FileNotFoundError, FileAlreadyExistsException ->
     FileExistsError, any other Java error -> HadoopStorageError."""
-    from py4j.protocol import Py4JJavaError
-
     try:
         yield
-    except Py4JJavaError as exc:
+    except Exception as exc:
+        if isinstance(exc, OSError) or _java_exception(exc) is None:
+            raise
         chain = _java_chain(exc)
         name, message = chain[0] if chain else ("error", str(exc))
         if name == "java.io.FileNotFoundException":
@@ -208,9 +220,17 @@ class HadoopStorage:
         status = self._status(path)
         return bool(status is not None and status.isDirectory())
 
-    def read_bytes(self, path: str) -> bytes:
-        with self.open_read(path) as handle:
-            return handle.read()
+    def read_bytes(self, path: str, attempts: int = 5) -> bytes:
+        # open() pins the object's generation; a replace before the read finishes makes the
+        # read fail with "Item not found" although the path has a (newer) object: read again.
+        for attempt in range(attempts):
+            try:
+                with self.open_read(path) as handle:
+                    return handle.read()
+            except FileNotFoundError:
+                if attempt == attempts - 1 or not self.exists(path):
+                    raise
+        raise AssertionError("unreachable")
 
     def open_read(self, path: str) -> BinaryIO:
         fs, hpath = self._fs(path)
@@ -242,8 +262,6 @@ class HadoopStorage:
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         self._check_atomic_put(path)
-        from py4j.protocol import Py4JJavaError
-
         fs, hpath = self._fs(path)
         try:
             with _translated(path):
@@ -257,9 +275,8 @@ class HadoopStorage:
                 finally:
                     stream.close()  # the upload is finalized here, with ifGenerationMatch=0
         except (FileExistsError, HadoopStorageError) as exc:
-            cause = exc.__cause__
             if isinstance(exc, FileExistsError) or (
-                isinstance(cause, Py4JJavaError) and _is_precondition_failure(cause)
+                exc.__cause__ is not None and _is_precondition_failure(exc.__cause__)
             ):
                 return False  # another writer's object landed between our check and our upload
             raise
