@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orderlake.storage import LOCAL, is_local, join_path, scheme_of, storage_for
+from orderlake.storage import LOCAL, is_local, join_path, scheme_of
 from orderlake.storage import local as local_module
 from tests.support import gcs_emulator as emu
 from tests.support.racing import race
@@ -70,12 +70,20 @@ def test_file_uris_are_local_paths(tmp_path: Path) -> None:
 
 
 def test_gs_path_without_a_session_is_refused() -> None:
-    from pyspark.sql import SparkSession
-
-    if SparkSession.getActiveSession() is not None:
-        pytest.skip("a session is active in this process; storage_for would use it")
-    with pytest.raises(ValueError, match="needs a SparkSession"):
-        storage_for("gs://bucket/x")
+    # In a process of its own: this one may have a session, which storage_for would use.
+    code = (
+        "from orderlake.storage import storage_for\n"
+        "try:\n"
+        "    storage_for('gs://bucket/x')\n"
+        "except ValueError as exc:\n"
+        "    assert 'needs a SparkSession' in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('no error')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
 
 
 def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
