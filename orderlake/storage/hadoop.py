@@ -8,32 +8,34 @@ to close ourselves. Consequence: Hadoop settings changed after the first access 
 not reach that bucket's instance (set them before the session starts).
 
 Verified for `gs://` (GCS connector 4.0.4 against fake-gcs-server v1.56.1, and in the
-connector's source); docs/gcs-notes.md has the measurements:
+connector's source); docs/gcs-notes.md has the measurements, and
+scripts/measure-gcs-semantics.py repeats them (counts below: two runs of 100 rounds each):
 
 - write_bytes: one object upload, visible only when the upload is finalized (close): a reader
   sees the old object or the new, never a part. The connector first reads the object's
   current generation and uploads with ifGenerationMatch=<that generation>, so when two writers
   replace one object at the same time the later finalize fails (HadoopStorageError, HTTP 412;
-  measured in 95 of 100 two-writer races) instead of silently winning. Callers that may race
-  must expect it; there is no "last writer wins".
+  in 88 and 95 of 100 two-writer races; in the others the writes did not overlap) instead of
+  silently winning. Callers that may race must expect it: there is no "last writer wins".
 - create_exclusive: create(path, overwrite=false). The connector looks first (an existing
   object or directory: FileAlreadyExistsException at create) and then uploads with
   ifGenerationMatch=0, which the server checks atomically at finalize: of racing writers
   exactly one wins and the others fail at close with "412 Precondition Failed", which is
-  mapped to False here. Measured: 4 writers x 100 rounds in one JVM, and the connector against
-  a plain HTTP client in another process, exactly one winner every round.
+  mapped to False here. Measured, exactly one winner in every round: 4 threads of one JVM,
+  two JVMs (two processes with a session each), the connector against a plain HTTP client.
 - rename of a file: GCS has no rename. With fs.gs.operation.move.enable=true (the connector's
   default, i.e. real GCS) it is one objects.move call (documented atomic, same bucket) with
   ifGenerationMatch=0 on dst: not verified here, the emulator has no move route. With move
   disabled (the emulator settings) it is rewrite(src -> dst) and then delete(src at the
   generation it saw). The dst-exists check is a lookup BEFORE the copy and the rewrite carries
-  no precondition on dst: two renames racing onto one dst both returned True in 80 of 100
-  rounds (the later copy replaces the earlier), and two renames of one src onto two dsts left
-  both copies in 68 of 100. So rename is safe only under a single writer (the engine's lock);
-  use create_exclusive to claim anything. A crash between the copy and the delete leaves BOTH
-  src and dst, complete and identical; a retried rename then returns False (dst exists), so
-  recovery is: if dst exists with src's size (or bytes), delete src. Renaming a directory
-  copies then deletes object by object: a crash leaves a partial dst and the whole src.
+  no precondition on dst: two renames racing onto one dst both returned True in 80 and 76
+  of 100 rounds (the later copy replaces the earlier), and two renames of one src onto two
+  dsts left both copies in 68 and 60 of 100. So rename is safe only under a single writer
+  (the engine's lock); use create_exclusive to claim anything. A crash between the copy and
+  the delete leaves BOTH src and dst, complete and identical; a retried rename then returns
+  False (dst exists), so recovery is: if dst exists with src's size (or bytes), delete src.
+  Renaming a directory copies then deletes object by object: a crash leaves a partial dst
+  and the whole src.
 - Reads: open() pins the object's generation (the connector reads that generation). If the
   object is replaced after the open, the next read raises FileNotFoundError ("the requested
   generation is deleted") although the path has a newer object; a local file opened before a
@@ -48,7 +50,7 @@ connector's source); docs/gcs-notes.md has the measurements:
 - mtimes: the object's `updated` time at millisecond precision. A rename gives dst a new
   mtime (the time of the copy), unlike a local rename, which keeps it.
 - Cost: every call is a py4j round trip (~0.1 ms) plus HTTP; list_files of 200 objects took
-  0.15 s; read_bytes moves ~12 MB/s through py4j (8 MiB chunks), so bulk data belongs in
+  0.15-0.3 s; read_bytes moves ~12 MB/s through py4j (8 MiB chunks), so bulk data belongs in
   Spark, not here.
 
 write_bytes and create_exclusive are refused for other schemes until someone checks what they
