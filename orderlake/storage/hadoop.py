@@ -17,6 +17,9 @@ scripts/measure-gcs-semantics.py repeats them (counts below: two runs of 100 rou
   replace one object at the same time the later finalize fails (HadoopStorageError, HTTP 412;
   in 88 and 95 of 100 two-writer races; in the others the writes did not overlap) instead of
   silently winning. Callers that may race must expect it: there is no "last writer wins".
+  close() is what publishes, whatever was written: a write that fails halfway must not close
+  the stream (the connector's stream cannot be aborted), so it is left unclosed and the
+  unfinished upload is dropped (tested).
 - create_exclusive: create(path, overwrite=false). The connector looks first (an existing
   object or directory: FileAlreadyExistsException at create) and then uploads with
   ifGenerationMatch=0, which the server checks atomically at finalize: of racing writers
@@ -252,15 +255,25 @@ class HadoopStorage:
         for start in range(0, len(view), CHUNK):
             stream.write(bytes(view[start : start + CHUNK]))
 
+    def _write_and_close(self, stream, data: bytes) -> None:
+        """Write everything, then close, which publishes the object. If the writing fails
+        (or is interrupted) the stream is aborted where the filesystem can, and otherwise
+        left unclosed: closing it would publish the part written so far."""
+        try:
+            self._write(stream, data)
+        except BaseException:
+            try:
+                stream.abort()  # Hadoop's Abortable; the GCS connector's stream is not one
+            except Exception:
+                pass  # the upload is never finalized; its connection times out
+            raise
+        stream.close()
+
     def write_bytes(self, path: str, data: bytes) -> None:
         self._check_atomic_put(path)
         fs, hpath = self._fs(path)
         with _translated(path):
-            stream = fs.create(hpath, True)
-            try:
-                self._write(stream, data)
-            finally:
-                stream.close()
+            self._write_and_close(fs.create(hpath, True), data)
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         self._check_atomic_put(path)
@@ -272,10 +285,8 @@ class HadoopStorage:
             return False  # the connector saw an object (or a directory) there already
         try:
             with _translated(path):
-                try:
-                    self._write(stream, data)
-                finally:
-                    stream.close()  # the upload is finalized here, with ifGenerationMatch=0
+                # The upload is finalized at close, with ifGenerationMatch=0.
+                self._write_and_close(stream, data)
         except (FileExistsError, HadoopStorageError) as exc:
             if isinstance(exc, FileExistsError) or (
                 exc.__cause__ is not None and _is_precondition_failure(exc.__cause__)

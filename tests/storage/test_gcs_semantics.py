@@ -114,6 +114,30 @@ def test_two_overwriters_the_later_finalize_fails(gcs_spark, gs) -> None:
     assert storage.read_bytes(path) == b"fast writer"
 
 
+@pytest.mark.parametrize("operation", ["write_bytes", "create_exclusive"])
+def test_a_write_failing_halfway_publishes_nothing(gs, monkeypatch, operation: str) -> None:
+    """The first chunk went up, then the writing failed: the object must stay as it was
+    (closing the stream would have published the first chunk alone)."""
+    storage, root = gs
+    path = f"{root}/half"
+    if operation == "write_bytes":
+        storage.write_bytes(path, b"complete old version")
+
+    def first_chunk_then_fail(stream, data: bytes) -> None:
+        stream.write(data[:5])
+        raise KeyboardInterrupt  # e.g. Ctrl-C between two chunks
+
+    monkeypatch.setattr(storage, "_write", first_chunk_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        getattr(storage, operation)(path, b"new bytes, never complete")
+    monkeypatch.undo()
+    if operation == "write_bytes":
+        assert storage.read_bytes(path) == b"complete old version"
+    else:
+        assert storage.stat(path) is None
+        assert storage.create_exclusive(path, b"later") is True
+
+
 def test_mtime_is_the_object_update_time_in_ms_and_rename_renews_it(gcs_server, gs) -> None:
     storage, root = gs
     bucket, key = root[len("gs://") :].split("/", 1)
