@@ -7,7 +7,7 @@ WAREHOUSE ?= local/warehouse
 # Local trigger timings (the bundle's are >= 60 s, as Databricks requires).
 WATCH_ARGS ?= --wait-after-last-change 2 --min-between-triggers 5
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-gcs lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,15 @@ test: setup
 	$(BIN)/ruff check .
 	ORDERLAKE_REQUIRE_DATABRICKS_CLI=$(REQUIRE_DATABRICKS_CLI) \
 	ORDERLAKE_REQUIRE_BROWSER=$(REQUIRE_BROWSER) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The storage layer on gs:// (fake-gcs-server, built once with Go, and the GCS connector jar,
+# fetched once from Maven Central) and on a one-machine Spark cluster; docs/gcs-notes.md. In a
+# process of its own: its Spark session carries the connector (one SparkContext per process).
+test-gcs: setup
+	bash scripts/install-fake-gcs-server.sh >/dev/null
+	$(BIN)/python -m orderlake.storage.connectors >/dev/null
+	$(BIN)/ruff check .
+	ORDERLAKE_REQUIRE_GCS=1 $(BIN)/pytest tests/storage $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
