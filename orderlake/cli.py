@@ -29,6 +29,7 @@ from orderlake.errors import (  # noqa: F401
     EXIT_STRICT,
     ConfigurationError,
 )
+from orderlake.storage.path import as_path
 
 _START = time.monotonic()
 
@@ -112,8 +113,8 @@ def _ratio(text: str) -> float:
 def _volume_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--volume",
-        type=Path,
-        default=Path(os.environ.get("ORDERLAKE_VOLUME", "local/volume")),
+        type=as_path,
+        default=as_path(os.environ.get("ORDERLAKE_VOLUME", "local/volume")),
         help="folder laid out like the volume: source/, archive/, rejected/ "
         "(default: $ORDERLAKE_VOLUME or local/volume)",
     )
@@ -122,8 +123,8 @@ def _volume_option(parser: argparse.ArgumentParser) -> None:
 def _warehouse_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warehouse",
-        type=Path,
-        default=Path(os.environ.get("ORDERLAKE_WAREHOUSE", "local/warehouse")),
+        type=as_path,
+        default=as_path(os.environ.get("ORDERLAKE_WAREHOUSE", "local/warehouse")),
         help="folder for the Delta tables, flow state and the event log "
         "(default: $ORDERLAKE_WAREHOUSE or local/warehouse)",
     )
@@ -266,7 +267,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             _write_report(args.volume, args.warehouse)
 
     watch(
-        Path(pipeline.settings.source_path),
+        as_path(pipeline.settings.source_path),
         run_update,
         timings,
         max_updates=args.max_updates,

@@ -212,6 +212,18 @@ class HadoopStorage:
         found.sort(key=lambda info: info.path)
         return found
 
+    def children(self, path: str) -> list[tuple[str, bool]]:
+        """(full path, is a directory) of what lies directly under `path` ([] when missing):
+        what iterdir/glob need, which list_files (files only) does not give."""
+        fs, hpath = self._fs(path)
+        try:
+            with _translated(path):
+                statuses = fs.listStatus(hpath)
+        except FileNotFoundError:
+            return []
+        out = [(s.getPath().toString(), bool(s.isDirectory())) for s in statuses]
+        return sorted(p for p in out if p[0].rstrip("/") != path.rstrip("/"))
+
     def stat(self, path: str) -> FileInfo | None:
         status = self._status(path)
         return self._info(status) if status is not None and status.isFile() else None
