@@ -33,7 +33,9 @@ def remote_storage():
 
     from orderlake.storage.hadoop import HadoopStorage
 
-    spark = SparkSession.getActiveSession()
+    # getActiveSession is per thread (the lock's heartbeat runs in its own): fall back on the
+    # process's session before starting one.
+    spark = SparkSession.getActiveSession() or SparkSession._instantiatedSession
     if spark is None:
         spark = remote_spark()
     if _STORAGE is None or _STORAGE._jvm is not spark._jvm:

@@ -39,9 +39,7 @@ def test_delta_write_read_and_merge_on_gcs(gcs_spark, table_path: str) -> None:
         .whenNotMatchedInsertAll()
         .execute()
     )  # fmt: skip
-    rows = {
-        r.key: (r.status, r.seq) for r in spark.read.format("delta").load(table_path).collect()
-    }
+    rows = {r.key: (r.status, r.seq) for r in spark.read.format("delta").load(table_path).collect()}
     assert rows == {"T1": ("SHIPPED", 2), "T2": ("CREATED", 1), "T3": ("CREATED", 1)}
     assert commits(spark, table_path) == [
         "00000000000000000000.json",

@@ -165,7 +165,7 @@ def _batches_on_gcs(bucket: Bucket, env: dict[str, str], tmp_path: Path, label: 
     TIMINGS[label] = time.monotonic() - started
     assert bucket.files_in("orders_data/source") == set()
     assert "day2.csv" in bucket.files_in("orders_data/archive")
-    assert "_orderlake/lock" not in bucket.names("warehouse")  # released
+    assert "_orderlake/lock" not in bucket.files_in("warehouse")  # released
     states = [
         e["details"]["update_progress"]["state"]
         for e in _events(bucket)
@@ -230,7 +230,7 @@ def test_a_run_killed_mid_archive_is_finished_by_the_next(bucket: Bucket, tmp_pa
     assert crashed.returncode == -9, crashed.stderr[-3000:]
     assert len(bucket.files_in("orders_data/source")) == 1
     assert len(bucket.files_in("orders_data/archive")) == 1
-    assert "_orderlake/lock" in bucket.names("warehouse")  # the dead holder's lease
+    assert "_orderlake/lock" in bucket.files_in("warehouse")  # the dead holder's lease
 
     _ok(_run(volume, warehouse, _env(bucket.server, **lease), "--wait", "300"))
     assert bucket.files_in("orders_data/source") == set()
@@ -269,7 +269,7 @@ def test_two_loaders_on_one_bucket_load_each_file_once(bucket: Bucket, tmp_path:
         "RUNNING", "COMPLETED", "RUNNING", "COMPLETED"
     ]  # fmt: skip
     assert [e["origin"]["update_id"] for e in updates] == ["1", "1", "2", "2"]  # one after another
-    assert "_orderlake/lock" not in bucket.names("warehouse")
+    assert "_orderlake/lock" not in bucket.files_in("warehouse")
 
 
 def test_batches_on_gcs_on_a_standalone_cluster(

@@ -88,9 +88,7 @@ def test_create_exclusive_races_another_client(gcs_server, gs) -> None:
             time.sleep(delay)
             return gcs_server.upload_if_absent(bucket, f"{key}/x-{r}", b"http")
 
-        results = race(
-            [lambda r=r: storage.create_exclusive(f"{root}/x-{r}", b"connector"), http]
-        )
+        results = race([lambda r=r: storage.create_exclusive(f"{root}/x-{r}", b"connector"), http])
         assert results.count(True) == 1, f"round {r}: {results}"
         winner = "connector" if results[0] else "http"
         winners[winner] += 1
