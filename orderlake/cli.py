@@ -29,7 +29,7 @@ from orderlake.errors import (  # noqa: F401
     EXIT_STRICT,
     ConfigurationError,
 )
-from orderlake.storage.path import as_path
+from orderlake.storage.path import as_path, is_remote, remote_spark
 
 _START = time.monotonic()
 
@@ -153,6 +153,10 @@ def _pipeline_options(parser: argparse.ArgumentParser) -> None:
 
 def _check_volume(args: argparse.Namespace) -> None:
     volume: Path = args.volume
+    warehouse = getattr(args, "warehouse", None)
+    if is_remote(volume) or is_remote(warehouse):
+        # A bucket is looked at through Spark: start the session now, with its warehouse.
+        remote_spark(str(warehouse) if warehouse is not None else None)
     if volume.exists() and not volume.is_dir():
         raise UsageError(f"--volume {volume} is a file, not a folder")
     if not volume.exists() and not getattr(args, "create", False):

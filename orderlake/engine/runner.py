@@ -135,7 +135,7 @@ class LocalPipeline:
         self.progress = progress or (lambda message: None)
         remote = is_remote(self.volume_path) or is_remote(self.warehouse_path)
         # A bucket needs the connector in the session: one with its settings, from the env.
-        self.spark = spark or (remote_spark() if remote else get_spark())
+        self.spark = spark or (remote_spark(str(self.warehouse_path)) if remote else get_spark())
         self.conf = self._configuration(conf_overrides or {})
         for key, value in self.conf.items():
             self.spark.conf.set(key, value)

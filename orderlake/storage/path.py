@@ -43,8 +43,11 @@ def remote_storage():
     return _STORAGE
 
 
-def remote_spark():
-    """A session that reads and writes buckets: Delta, the GCS connector and its settings."""
+def remote_spark(warehouse: str | None = None):
+    """A session that reads and writes buckets: Delta, the GCS connector and its settings.
+
+    With a bucket `warehouse`, Spark's own warehouse folder goes there too: the driver's disk
+    holds nothing (the catalog's tables are external anyway)."""
     from orderlake.storage.spark import build_spark
 
     master = os.environ.get("ORDERLAKE_SPARK_MASTER") or (
@@ -53,11 +56,15 @@ def remote_spark():
     driver_host = os.environ.get("ORDERLAKE_DRIVER_HOST") or (
         "127.0.0.1" if master.startswith("spark://127.0.0.1") else None
     )
+    extra = {}
+    if warehouse is not None and not is_local(warehouse):
+        extra["spark.sql.warehouse.dir"] = join_path(warehouse, "_orderlake", "spark-warehouse")
     return build_spark(
         master,
         os.environ.get("ORDERLAKE_GCS_ENDPOINT") or None,
         "orderlake",
         driver_host=driver_host,
+        extra_conf=extra,
     )
 
 

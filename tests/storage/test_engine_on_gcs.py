@@ -116,11 +116,11 @@ def _env(server: emu.FakeGcsServer | None, **extra: str) -> dict[str, str]:
 
 
 def _run(
-    volume: str, warehouse: str, env: dict[str, str], *args: str
+    volume: str, warehouse: str, env: dict[str, str], *args: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "orderlake.cli", "run", "--create"]
     command += ["--volume", volume, "--warehouse", warehouse, *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
 def _ok(done: subprocess.CompletedProcess) -> None:
@@ -142,7 +142,9 @@ def _events(bucket: Bucket) -> list[dict]:
     return [json.loads(bucket.get(n)) for n in names]
 
 
-def _batches_on_gcs(bucket: Bucket, env: dict[str, str], tmp_path: Path, label: str) -> Path:
+def _batches_on_gcs(
+    bucket: Bucket, env: dict[str, str], tmp_path: Path, label: str, cwd: Path | None = None
+) -> Path:
     """Two batches on gs://, checked on the way; returns a local copy of the warehouse."""
     volume, warehouse = bucket.uri("orders_data"), bucket.uri("warehouse")
     for name, data in (
@@ -152,7 +154,7 @@ def _batches_on_gcs(bucket: Bucket, env: dict[str, str], tmp_path: Path, label: 
     ):
         bucket.put(f"orders_data/source/{name}", data)
     started = time.monotonic()
-    _ok(_run(volume, warehouse, env))
+    _ok(_run(volume, warehouse, env, cwd=cwd))
     assert bucket.files_in("orders_data/source") == set()
     assert bucket.files_in("orders_data/archive") == {"day1.csv", "header_only.csv"}
     assert bucket.files_in("orders_data/rejected") == {"no_key.csv", "no_key.csv.error.txt"}
@@ -161,7 +163,7 @@ def _batches_on_gcs(bucket: Bucket, env: dict[str, str], tmp_path: Path, label: 
     assert bucket.get("orders_data/archive/day1.csv") == DAY1  # moved whole
 
     bucket.put("orders_data/source/day2.csv", DAY2)
-    _ok(_run(volume, warehouse, env))
+    _ok(_run(volume, warehouse, env, cwd=cwd))
     TIMINGS[label] = time.monotonic() - started
     assert bucket.files_in("orders_data/source") == set()
     assert "day2.csv" in bucket.files_in("orders_data/archive")
@@ -278,5 +280,8 @@ def test_batches_on_gcs_on_a_standalone_cluster(
     """The same two batches with the driver on spark://: executors read the CSVs and write
     the tables on gs://; nothing lives on the driver's disk but the code."""
     env = _env(bucket.server, ORDERLAKE_SPARK_MASTER=spark_cluster.url)
-    _batches_on_gcs(bucket, env, tmp_path, "gs:// cluster")
+    driver_cwd = tmp_path / "driver-cwd"
+    driver_cwd.mkdir()
+    _batches_on_gcs(bucket, env, tmp_path, "gs:// cluster", cwd=driver_cwd)
+    assert sorted(p.name for p in driver_cwd.iterdir()) == []  # the driver wrote nothing here
     print(f"\ntwo batches, CLI wall time: {TIMINGS}")
