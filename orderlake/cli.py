@@ -168,6 +168,13 @@ def _check_volume(args: argparse.Namespace) -> None:
 
 def _existing_warehouse(args: argparse.Namespace) -> Path:
     warehouse: Path = args.warehouse
+    if is_remote(warehouse) or is_remote(getattr(args, "volume", None)):
+        # The views read _delta_log and the event log with pathlib/pyarrow, without a JVM.
+        raise UsageError(
+            "show, quarantine and report read local folders only: copy the warehouse and the "
+            "volume from the bucket first (e.g. `gcloud storage cp -r`), or query the tables "
+            "with Spark"
+        )
     if warehouse.exists() and not warehouse.is_dir():
         raise UsageError(f"--warehouse {warehouse} is a file, not a folder")
     if not warehouse.is_dir():
