@@ -29,6 +29,7 @@ from orderlake.errors import (  # noqa: F401
     EXIT_STRICT,
     ConfigurationError,
 )
+from orderlake.storage.path import as_path, is_remote, remote_spark
 
 _START = time.monotonic()
 
@@ -112,8 +113,8 @@ def _ratio(text: str) -> float:
 def _volume_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--volume",
-        type=Path,
-        default=Path(os.environ.get("ORDERLAKE_VOLUME", "local/volume")),
+        type=as_path,
+        default=as_path(os.environ.get("ORDERLAKE_VOLUME", "local/volume")),
         help="folder laid out like the volume: source/, archive/, rejected/ "
         "(default: $ORDERLAKE_VOLUME or local/volume)",
     )
@@ -122,8 +123,8 @@ def _volume_option(parser: argparse.ArgumentParser) -> None:
 def _warehouse_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warehouse",
-        type=Path,
-        default=Path(os.environ.get("ORDERLAKE_WAREHOUSE", "local/warehouse")),
+        type=as_path,
+        default=as_path(os.environ.get("ORDERLAKE_WAREHOUSE", "local/warehouse")),
         help="folder for the Delta tables, flow state and the event log "
         "(default: $ORDERLAKE_WAREHOUSE or local/warehouse)",
     )
@@ -160,6 +161,10 @@ def _pipeline_options(parser: argparse.ArgumentParser) -> None:
 
 def _check_volume(args: argparse.Namespace) -> None:
     volume: Path = args.volume
+    warehouse = getattr(args, "warehouse", None)
+    if is_remote(volume) or is_remote(warehouse):
+        # A bucket is looked at through Spark: start the session now, with its warehouse.
+        remote_spark(str(warehouse) if warehouse is not None else None)
     if volume.exists() and not volume.is_dir():
         raise UsageError(f"--volume {volume} is a file, not a folder")
     if not volume.exists() and not getattr(args, "create", False):
@@ -171,6 +176,13 @@ def _check_volume(args: argparse.Namespace) -> None:
 
 def _existing_warehouse(args: argparse.Namespace) -> Path:
     warehouse: Path = args.warehouse
+    if is_remote(warehouse) or is_remote(getattr(args, "volume", None)):
+        # The views read _delta_log and the event log with pathlib/pyarrow, without a JVM.
+        raise UsageError(
+            "show, quarantine and report read local folders only: copy the warehouse and the "
+            "volume from the bucket first (e.g. `gcloud storage cp -r`), or query the tables "
+            "with Spark"
+        )
     if warehouse.exists() and not warehouse.is_dir():
         raise UsageError(f"--warehouse {warehouse} is a file, not a folder")
     if not warehouse.is_dir():
@@ -282,7 +294,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             _write_report(args.volume, args.warehouse)
 
     watch(
-        Path(pipeline.settings.source_path),
+        as_path(pipeline.settings.source_path),
         run_update,
         timings,
         max_updates=args.max_updates,

@@ -40,6 +40,8 @@ def _one_line_error(ran: subprocess.CompletedProcess, *words: str) -> None:
         (["samples", "--warehouse", "x"], ["unrecognized arguments: --warehouse"]),
         (["watch", "--poll", "soon"], ["--poll", "not a number"]),
         (["nonsense"], ["invalid choice"]),
+        (["show", "--warehouse", "gs://bucket/warehouse"], ["local folders only"]),
+        (["report", "--volume", "gs://bucket/orders_data"], ["local folders only"]),
     ],
 )
 def test_usage_errors_exit_2_in_one_line(args, words):

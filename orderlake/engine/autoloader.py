@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -25,6 +24,7 @@ from pyspark.sql.types import (
 )
 
 from orderlake.errors import ConfigurationError
+from orderlake.storage.path import AnyPath, as_path
 
 # Options understood here; anything else is refused rather than silently ignored.
 KNOWN_OPTIONS = {
@@ -59,15 +59,15 @@ class AutoLoaderError(ConfigurationError, ValueError):
 class CloudFilesSource:
     """What a flow's `cloudFiles` read asked for."""
 
-    path: Path
+    path: AnyPath
     options: dict[str, str]
     schema: StructType
 
     @property
-    def archive_path(self) -> Path | None:
+    def archive_path(self) -> AnyPath | None:
         if self.options.get("cloudFiles.cleanSource", "OFF").upper() != "MOVE":
             return None
-        return Path(self.options["cloudFiles.cleanSource.moveDestination"])
+        return as_path(self.options["cloudFiles.cleanSource.moveDestination"])
 
     @property
     def rescued_column(self) -> str | None:
@@ -77,14 +77,14 @@ class CloudFilesSource:
 _GLOB_CHARS = re.compile(r"([\\{}\[\]*?])")
 
 
-def literal_path(path: Path) -> str:
+def literal_path(path: AnyPath) -> str:
     """A path Spark reads as exactly that file: Hadoop would expand `[1]`, `*`, `{a,b}`..."""
     return _GLOB_CHARS.sub(r"\\\1", str(path))
 
 
 @dataclass(frozen=True)
 class FileToRead:
-    path: Path
+    path: AnyPath
     header: tuple[str, ...]
 
 
@@ -119,7 +119,7 @@ class LocalAutoLoader:
             raise AutoLoaderError(f"cloudFiles.cleanSource={clean} is not supported locally")
         if clean == "MOVE" and not options.get("cloudFiles.cleanSource.moveDestination"):
             raise AutoLoaderError("cleanSource=MOVE needs cloudFiles.cleanSource.moveDestination")
-        return CloudFilesSource(Path(path), options, schema)
+        return CloudFilesSource(as_path(path), options, schema)
 
     def _output_schema(self, source: CloudFilesSource) -> StructType:
         fields = list(source.schema.fields)

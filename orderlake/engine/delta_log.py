@@ -13,13 +13,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from orderlake.storage.path import as_path, is_remote
+
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
 
 
 def _log_names(path: Path) -> list[str]:
+    log = as_path(path) / "_delta_log"
+    if is_remote(log):
+        return [p.name for p in log.iterdir()]
     try:
-        return os.listdir(Path(path) / "_delta_log")
+        return os.listdir(log)
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -42,10 +47,10 @@ def is_delta_table(path: Path) -> bool:
 
 def find_commit(path: Path, user_metadata: str, lookback: int = 50) -> dict[str, Any] | None:
     """The `commitInfo` of the newest of the last `lookback` commits with this userMetadata."""
-    log = Path(path) / "_delta_log"
+    log = as_path(path) / "_delta_log"
     commits = sorted((n for n in _log_names(path) if _COMMIT.match(n)), reverse=True)[:lookback]
     for name in commits:
-        with open(log / name, encoding="utf-8") as handle:
+        with (log / name).open(encoding="utf-8") as handle:
             for line in handle:
                 if '"commitInfo"' not in line:
                     continue
@@ -60,10 +65,10 @@ def committed_since(path: Path, version: int, user_metadata: str) -> bool:
     newest = latest_version(path)
     if newest is None:
         return False
-    log = Path(path) / "_delta_log"
+    log = as_path(path) / "_delta_log"
     for v in range(newest, version, -1):
         try:
-            with open(log / f"{v:020d}.json", encoding="utf-8") as handle:
+            with (log / f"{v:020d}.json").open(encoding="utf-8") as handle:
                 for line in handle:
                     if '"commitInfo"' in line:
                         if json.loads(line)["commitInfo"].get("userMetadata") == user_metadata:
@@ -80,7 +85,9 @@ def latest_commit_info(path: Path) -> dict[str, Any] | None:
     if version is None:
         return None
     try:
-        with open(Path(path) / "_delta_log" / f"{version:020d}.json", encoding="utf-8") as handle:
+        with (as_path(path) / "_delta_log" / f"{version:020d}.json").open(
+            encoding="utf-8"
+        ) as handle:
             for line in handle:
                 if '"commitInfo"' in line:
                     return json.loads(line)["commitInfo"]
@@ -96,9 +103,9 @@ def holds_no_rows(path: Path, max_commits: int = 20) -> bool:
     names = [n for n in _log_names(path) if _COMMIT.match(n)]
     if not names or len(names) > max_commits or any(_CHECKPOINT.match(n) for n in _log_names(path)):
         return False
-    log = Path(path) / "_delta_log"
+    log = as_path(path) / "_delta_log"
     for name in names:
-        with open(log / name, encoding="utf-8") as handle:
+        with (log / name).open(encoding="utf-8") as handle:
             if any('"add"' in line for line in handle):
                 return False
     return True

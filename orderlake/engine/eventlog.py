@@ -1,6 +1,8 @@
 """A local pipeline event log, shaped like the Databricks one (`flow_progress` etc.).
 
 Stored as JSON lines next to the tables, so a crash mid-write can cost at most the last line.
+On a bucket, where an object cannot be appended to, each event is an object of its own in
+`event_log/`, named by its sequence number and claimed with put-if-absent (`RemoteEvents`).
 """
 
 from __future__ import annotations
@@ -10,14 +12,54 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from orderlake.storage.path import AnyPath, RemotePath, is_remote
+
+
+class RemoteEvents:
+    """The event log on an object store: `event_log/<seq>.json`, one object per event.
+
+    The next number is claimed with create_exclusive, so two writers never overwrite each
+    other's events (a loser re-lists and takes the next number); listing in name order is
+    emission order."""
+
+    def __init__(self, folder: RemotePath) -> None:
+        self.folder = folder
+        self._next: int | None = None
+
+    def _names(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if p.name.endswith(".json"))
+
+    def append(self, line: str) -> None:
+        storage = self.folder.storage
+        while True:
+            if self._next is None:
+                names = self._names()
+                self._next = int(names[-1].split(".")[0]) + 1 if names else 0
+            name = str(self.folder / f"{self._next:012d}.json")
+            self._next += 1
+            if storage.create_exclusive(name, line.encode("utf-8")):
+                return
+            self._next = None  # another writer took it: look again
+
+    def lines(self, newest_first: bool = False) -> Iterator[str]:
+        names = self._names()
+        for name in reversed(names) if newest_first else names:
+            try:
+                yield (self.folder / name).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue
+
+    def exists(self) -> bool:
+        return self.folder.is_dir()
 
 
 class EventLog:
-    def __init__(self, path: Path, pipeline_name: str) -> None:
+    def __init__(self, path: AnyPath, pipeline_name: str) -> None:
         self.path = path
         self.pipeline_name = pipeline_name
+        self.remote = RemoteEvents(path.parent / "event_log") if is_remote(path) else None
 
     def emit(
         self,
@@ -42,6 +84,9 @@ class EventLog:
             },
             "details": {event_type: details or {}},
         }
+        if self.remote is not None:
+            self.remote.append(json.dumps(event, default=str))
+            return event
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(event, default=str) + "\n")
@@ -49,11 +94,15 @@ class EventLog:
             os.fsync(handle.fileno())
         return event
 
+    def _lines(self) -> Iterator[str]:
+        if self.remote is not None:
+            yield from self.remote.lines()
+        elif self.path.exists():
+            yield from self.path.read_text(encoding="utf-8").splitlines()
+
     def events(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in self._lines():
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
@@ -80,9 +129,13 @@ class EventLog:
     def last_update_progress(self) -> dict[str, Any] | None:
         """The newest `update_progress` event; reads from the end, so it stays cheap as the
         log grows."""
-        if not self.path.exists():
+        if self.remote is not None:
+            newest_first: Iterator[str] = self.remote.lines(newest_first=True)
+        elif not self.path.exists():
             return None
-        for line in self._lines_from_end():
+        else:
+            newest_first = self._lines_from_end()
+        for line in newest_first:
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:

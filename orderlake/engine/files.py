@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from orderlake.storage.path import AnyPath, RemotePath, is_remote
+
 _CHUNK = 1 << 20
 _HEADER_LIMIT = 1 << 20  # a header line longer than this is not a CSV header
 GZIP_MAGIC = b"\x1f\x8b"
@@ -38,9 +40,23 @@ def is_hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def list_source(root: Path) -> list[SourceFile]:
+def _list_remote(root: RemotePath) -> list[SourceFile]:
+    """The same listing on a bucket: one recursive object listing, hidden names skipped."""
+    found = []
+    for info in root.storage.list_files(str(root), recursive=True):
+        rel = RemotePath(info.path).relative_to(root).as_posix()
+        if any(is_hidden(part) for part in rel.split("/")):
+            continue
+        found.append(SourceFile(rel, info.size, info.mtime_ns))
+    found.sort(key=lambda f: (f.mtime_ns, f.relpath))
+    return found
+
+
+def list_source(root: AnyPath) -> list[SourceFile]:
     """Every visible regular file or symlink under `root`, sorted by (mtime, path)."""
     found: list[SourceFile] = []
+    if is_remote(root):
+        return _list_remote(root)
     if not root.is_dir():
         return found
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -59,7 +75,7 @@ def list_source(root: Path) -> list[SourceFile]:
     return found
 
 
-def stat_matches(path: Path, seen: SourceFile) -> bool:
+def stat_matches(path: AnyPath, seen: SourceFile) -> bool:
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -71,21 +87,23 @@ def _normalise(name: str) -> str:
     return name.strip().strip('"').strip().lower()
 
 
-def _open_bytes(path: Path) -> io.BufferedIOBase:
-    with open(path, "rb") as probe:
+def _open_bytes(path: AnyPath) -> io.BufferedIOBase:
+    with path.open("rb") as probe:
         magic = probe.read(2)
     if magic == GZIP_MAGIC:
         if not path.name.lower().endswith(".gz"):
             raise _Reject("gzip-compressed file without a .gz name (rename it to .csv.gz)")
+        if is_remote(path):
+            return gzip.GzipFile(fileobj=path.open("rb"), mode="rb")  # type: ignore[return-value]
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+    return path.open("rb")
 
 
 class _Reject(Exception):
     pass
 
 
-def _check_text(path: Path) -> bool:
+def _check_text(path: AnyPath) -> bool:
     """Whole-file check: valid UTF-8, no NUL bytes. Returns whether the file has any content."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
@@ -113,7 +131,7 @@ def _check_text(path: Path) -> bool:
     return offset > 0
 
 
-def _read_header(path: Path) -> list[str] | None:
+def _read_header(path: AnyPath) -> list[str] | None:
     with _open_bytes(path) as stream:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         first = text.readline(_HEADER_LIMIT)
@@ -134,7 +152,7 @@ def name_problem(relpath: str) -> str | None:
     return None
 
 
-def inspect_file(path: Path, columns: tuple[str, ...], required: tuple[str, ...]) -> Inspection:
+def inspect_file(path: AnyPath, columns: tuple[str, ...], required: tuple[str, ...]) -> Inspection:
     """Decide whether a file can be loaded, before any of it is read by Spark."""
     try:
         if path.is_symlink():
@@ -171,8 +189,8 @@ def inspect_file(path: Path, columns: tuple[str, ...], required: tuple[str, ...]
 
 
 def unique_destination(
-    folder: Path, relpath: str, tag: str, taken: set[Path] | None = None
-) -> Path:
+    folder: AnyPath, relpath: str, tag: str, taken: set | None = None
+) -> AnyPath:
     """`folder/relpath`, or with `tag` before the suffix when that name is taken.
 
     `taken` holds destinations already planned for other files of the same update: a file
@@ -180,7 +198,7 @@ def unique_destination(
     """
     taken = taken if taken is not None else set()
 
-    def free(path: Path) -> bool:
+    def free(path: AnyPath) -> bool:
         return path not in taken and not path.exists() and not path.is_symlink()
 
     dest = folder / relpath
@@ -195,8 +213,31 @@ def unique_destination(
     raise FileExistsError(f"no free name for {dest}")
 
 
-def move(src: Path, dest: Path) -> bool:
+def move_remote(src: RemotePath, dest: RemotePath) -> bool:
+    """A move on an object store: copy, then delete the source (GCS has no rename), run only
+    under the warehouse lock. A crash between the two leaves both, identical; the retry then
+    finds `dest` holding src's size and only deletes src (docs/gcs-notes.md)."""
+    storage = src.storage
+    source = storage.stat(str(src))
+    if source is None:
+        return False  # moved before
+    target = storage.stat(str(dest))
+    if target is not None:
+        if target.size != source.size:
+            raise FileExistsError(f"{dest} exists and is not a copy of {src}")
+        storage.delete(str(src))  # the copy of an interrupted move is complete
+        return True
+    if not storage.rename(str(src), str(dest)):
+        if storage.stat(str(src)) is None:
+            return False
+        raise FileExistsError(f"could not move {src} to {dest}")
+    return True
+
+
+def move(src: AnyPath, dest: AnyPath) -> bool:
     """Atomic rename into place; False when the source is already gone (moved before)."""
+    if is_remote(src) or is_remote(dest):
+        return move_remote(src, dest)  # type: ignore[arg-type]
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(src, dest)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from orderlake.engine.ledger import write_atomic
+from orderlake.storage.path import AnyPath
 
 
 @dataclass
@@ -36,10 +36,10 @@ class FlowRun:
 class FlowStates:
     """One small JSON file per flow, replaced atomically."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: AnyPath) -> None:
         self.folder = folder
 
-    def _path(self, flow: str) -> Path:
+    def _path(self, flow: str) -> AnyPath:
         return self.folder / f"{flow}.json"
 
     def last(self, flow: str) -> FlowRun | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -36,6 +35,7 @@ from orderlake.engine.graph import QueryFlow
 from orderlake.engine.interrupt import STOP
 from orderlake.engine.ledger import COMMITTED, DONE, PLANNED, Ledger, Manifest, PlannedFile
 from orderlake.errors import ConfigurationError
+from orderlake.storage.path import AnyPath, as_path
 
 
 class IngestError(ConfigurationError, RuntimeError):
@@ -58,7 +58,7 @@ class IngestContext:
     spark: SparkSession
     autoloader: LocalAutoLoader
     ledger: Ledger
-    rejected_path: Path
+    rejected_path: AnyPath
     progress: Callable[[str], None]
 
 
@@ -66,12 +66,12 @@ def _metadata_tag(update_id: int) -> str:
     return f"orderlake update {update_id}"
 
 
-def bronze_committed(spark: SparkSession, table: Path, update_id: int) -> bool:
+def bronze_committed(spark: SparkSession, table: AnyPath, update_id: int) -> bool:
     """Did the bronze append of `update_id` commit? (Its commit carries the update id.)"""
     return find_commit(table, _metadata_tag(update_id)) is not None
 
 
-def _rows_written(spark: SparkSession, table: Path, update_id: int) -> int:
+def _rows_written(spark: SparkSession, table: AnyPath, update_id: int) -> int:
     info = find_commit(table, _metadata_tag(update_id)) or {}
     return int((info.get("operationMetrics") or {}).get("numOutputRows", 0))
 
@@ -94,7 +94,7 @@ def probe(flow: QueryFlow, autoloader: LocalAutoLoader) -> CloudFilesSource | No
     return source
 
 
-def _archive(manifest: Manifest, source: Path, result: IngestResult) -> None:
+def _archive(manifest: Manifest, source: AnyPath, result: IngestResult) -> None:
     for planned in manifest.files:
         if planned.outcome not in ("load", "empty"):
             continue
@@ -104,16 +104,16 @@ def _archive(manifest: Manifest, source: Path, result: IngestResult) -> None:
             result.deferred.append(planned.relpath)  # rewritten since listing: load it again
             continue
         STOP.check()
-        move(src, Path(planned.dest))
+        move(src, as_path(planned.dest))
         kill_point("archive_move")
 
 
-def recover(ctx: IngestContext, flow: QueryFlow, table: Path, result: IngestResult) -> None:
+def recover(ctx: IngestContext, flow: QueryFlow, table: AnyPath, result: IngestResult) -> None:
     """Finish a committed-but-unarchived update; forget one that never committed."""
     for manifest in ctx.ledger.unfinished(flow.name):
         if manifest.state == COMMITTED or bronze_committed(ctx.spark, table, manifest.update_id):
             ctx.progress(f"recovering update {manifest.update_id}: archiving its committed files")
-            _archive(manifest, Path(manifest.source), result)
+            _archive(manifest, as_path(manifest.source), result)
             manifest.state = DONE
             ctx.ledger.save(flow.name, manifest)
             result.recovered_updates.append(manifest.update_id)
@@ -122,13 +122,13 @@ def recover(ctx: IngestContext, flow: QueryFlow, table: Path, result: IngestResu
 
 
 def _plan(
-    update_id: int, source: CloudFilesSource, rejected_path: Path, listing: list[SourceFile]
+    update_id: int, source: CloudFilesSource, rejected_path: AnyPath, listing: list[SourceFile]
 ) -> Manifest:
     columns = tuple(f.name for f in source.schema.fields if f.name != source.rescued_column)
     required = tuple(f.name for f in source.schema.fields if not f.nullable)
     tag = f"u{update_id}"
     planned = []
-    taken: set[Path] = set()
+    taken: set = set()
     for seen in listing:
         STOP.check()
         problem = name_problem(seen.relpath)
@@ -155,12 +155,12 @@ def _plan(
     return Manifest(update_id, PLANNED, str(source.path), planned)
 
 
-def _reject(manifest: Manifest, source: Path, update_id: int, result: IngestResult) -> None:
+def _reject(manifest: Manifest, source: AnyPath, update_id: int, result: IngestResult) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for planned in manifest.files:
         if planned.outcome != "reject":
             continue
-        dest = Path(planned.dest)
+        dest = as_path(planned.dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         report = dest.with_name(dest.name + ".error.txt")
         report.write_text(
@@ -177,7 +177,7 @@ def run_ingest(
     ctx: IngestContext,
     flow: QueryFlow,
     source: CloudFilesSource,
-    table: Path,
+    table: AnyPath,
     update_id: int,
     write: Callable,
 ) -> IngestResult:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from orderlake.storage.path import AnyPath, is_remote
 
 PLANNED = "planned"
 COMMITTED = "committed"
@@ -38,7 +39,12 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: AnyPath, text: str) -> None:
+    """Replace the file whole: temp + fsync + rename on a disk; on a bucket one object upload,
+    which readers see whole or not at all (there is no rename to lean on there)."""
+    if is_remote(path):
+        path.write_text(text, encoding="utf-8")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -54,16 +60,16 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class Ledger:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: AnyPath) -> None:
         self.folder = folder
 
-    def _path(self, update_id: int, flow: str) -> Path:
+    def _path(self, update_id: int, flow: str) -> AnyPath:
         return self.folder / f"{update_id:010d}.{flow}.json"
 
     def save(self, flow: str, manifest: Manifest) -> None:
         write_atomic(self._path(manifest.update_id, flow), json.dumps(asdict(manifest), indent=1))
 
-    def load(self, path: Path) -> Manifest:
+    def load(self, path: AnyPath) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
         data["files"] = [PlannedFile(**f) for f in data["files"]]
         return Manifest(**data)

@@ -44,6 +44,7 @@ from orderlake.engine.session import get_spark
 from orderlake.engine.table_changes import read_appended, source_version
 from orderlake.errors import ConfigurationError
 from orderlake.settings import REPO_ROOT, PipelineSettings
+from orderlake.storage.path import AnyPath, as_path, is_remote, remote_spark
 
 # table name -> location registered in this process's session catalog (in-memory catalog)
 _REGISTERED: dict[str, str] = {}
@@ -121,20 +122,22 @@ def definition_files(root: Path, libraries: list[str]) -> list[Path]:
 class LocalPipeline:
     def __init__(
         self,
-        volume_path: Path,
-        warehouse_path: Path,
+        volume_path: AnyPath | str,
+        warehouse_path: AnyPath | str,
         spark: SparkSession | None = None,
         conf_overrides: dict[str, str] | None = None,
         bundle_root: Path | None = None,
         target: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.volume_path = Path(volume_path).resolve()
-        self.warehouse_path = Path(warehouse_path).resolve()
+        self.volume_path = as_path(volume_path).resolve()
+        self.warehouse_path = as_path(warehouse_path).resolve()
         self.root = Path(bundle_root or REPO_ROOT)
         self.bundle = load_bundle(self.root, target)
         self.progress = progress or (lambda message: None)
-        self.spark = spark or get_spark()
+        remote = is_remote(self.volume_path) or is_remote(self.warehouse_path)
+        # A bucket needs the connector in the session: one with its settings, from the env.
+        self.spark = spark or (remote_spark(str(self.warehouse_path)) if remote else get_spark())
         self.conf = self._configuration(conf_overrides or {})
         for key, value in self.conf.items():
             self.spark.conf.set(key, value)
@@ -310,7 +313,7 @@ class LocalPipeline:
         """`spark.readStream.table(name)` as the definitions see it (bound rows in a run)."""
         return self.session.readStream.table(name)
 
-    def table_path(self, name: str) -> Path:
+    def table_path(self, name: str) -> AnyPath:
         return self.warehouse_path / "tables" / name
 
     def _register(self, name: str) -> None:
@@ -358,12 +361,17 @@ class LocalPipeline:
 
     # --- writes --------------------------------------------------------------------------------
 
-    def _overwrite(self, frame: DataFrame, path: Path, dataset: Dataset, tag: str | None) -> int:
+    def _overwrite(self, frame: DataFrame, path: AnyPath, dataset: Dataset, tag: str | None) -> int:
         """Replace a materialized view's rows (and columns) in one commit."""
         return self._append(frame, path, dataset, tag, mode="overwrite")
 
     def _append(
-        self, frame: DataFrame, path: Path, dataset: Dataset, tag: str | None, mode: str = "append"
+        self,
+        frame: DataFrame,
+        path: AnyPath,
+        dataset: Dataset,
+        tag: str | None,
+        mode: str = "append",
     ) -> int:
         """Append, the commit carrying `tag` (how a replay finds it); returns the rows written.
 
@@ -451,7 +459,7 @@ class LocalPipeline:
             self.spark,
             self.autoloader,
             self.ledger,
-            Path(self.settings.rejected_path),
+            as_path(self.settings.rejected_path),
             self.progress,
         )
         for flow in self.ingest_flows:
@@ -677,16 +685,27 @@ class WarehouseFormatError(ConfigurationError, RuntimeError):
 _TRASH_PREFIX = ".trash-"
 
 
-def _trash(folder: Path) -> None:
-    """Rename a folder out of the way, atomically; `_purge_trash` deletes it later."""
+def _trash(folder: AnyPath) -> None:
+    """Rename a folder out of the way, atomically; `_purge_trash` deletes it later.
+
+    A bucket has no atomic folder rename (it copies object by object): the folder is deleted
+    in place. Safe all the same, since the refresh marker is kept until every folder it names
+    is gone, and a cut-short delete is redone by the next update."""
+    if is_remote(folder):
+        folder.storage.delete(str(folder))
+        return
     try:
         folder.rename(folder.with_name(f"{_TRASH_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}"))
     except FileNotFoundError:
         pass
 
 
-def _purge_trash(parent: Path) -> None:
+def _purge_trash(parent: AnyPath) -> None:
     if not parent.is_dir():
+        return
+    if is_remote(parent):
+        for leftover in parent.glob(f"{_TRASH_PREFIX}*"):
+            leftover.storage.delete(str(leftover))
         return
     for leftover in parent.glob(f"{_TRASH_PREFIX}*"):
         shutil.rmtree(leftover, ignore_errors=True)

@@ -19,6 +19,7 @@ from pyspark.sql.types import StructType
 
 from orderlake.engine.delta_log import latest_version
 from orderlake.errors import ConfigurationError
+from orderlake.storage.path import AnyPath, as_path
 
 
 class NotAppendOnly(ConfigurationError, RuntimeError):
@@ -33,8 +34,8 @@ class AppendedFile:
     rows: int | None  # from the file's statistics, when written
 
 
-def _commit_file(table: Path, version: int) -> Path:
-    return Path(table) / "_delta_log" / f"{version:020d}.json"
+def _commit_file(table: AnyPath, version: int) -> AnyPath:
+    return as_path(table) / "_delta_log" / f"{version:020d}.json"
 
 
 def commit_actions(table: Path, version: int) -> list[dict[str, Any]]:
@@ -70,7 +71,7 @@ def appended_files(table: Path, start: int, end: int) -> list[AppendedFile]:
                     "streaming reads of such tables are not supported by the local engine"
                 )
             stats = json.loads(add["stats"]) if add.get("stats") else {}
-            path = str(Path(table) / unquote(add["path"]))
+            path = str(as_path(table) / unquote(add["path"]))
             files.append(AppendedFile(path, int(add["size"]), stats.get("numRecords")))
     return files
 
@@ -114,7 +115,7 @@ def _literal(path: str) -> str:
     """A path Spark reads as exactly that file (Hadoop would expand glob characters)."""
     from orderlake.engine.autoloader import literal_path
 
-    return literal_path(Path(path))
+    return literal_path(as_path(path))
 
 
 def source_version(table: Path) -> int:
