@@ -695,7 +695,8 @@ def _quiet_python_loggers() -> None:
     gets one line from us instead."""
     import logging
 
-    for name in ("py4j", "pyspark"):
+    # The root logger too: py4j reports a lost connection through it ("ERROR:root:").
+    for name in ("py4j", "pyspark", None):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
