@@ -46,8 +46,8 @@ test: setup
 	$(BIN)/python -m orderlake.storage.connectors >/dev/null || [ "$(REQUIRE_GCS)" = 0 ]
 	$(BIN)/ruff check .
 	ORDERLAKE_REQUIRE_DATABRICKS_CLI=$(REQUIRE_DATABRICKS_CLI) \
-	ORDERLAKE_REQUIRE_BROWSER=$(REQUIRE_BROWSER) $(BIN)/pytest --ignore=tests/storage $(PYTEST_ARGS)
-	ORDERLAKE_REQUIRE_GCS=$(REQUIRE_GCS) $(BIN)/pytest tests/storage $(PYTEST_ARGS)
+	ORDERLAKE_REQUIRE_BROWSER=$(REQUIRE_BROWSER) $(BIN)/pytest --ignore=tests/storage --durations=25 $(PYTEST_ARGS)
+	ORDERLAKE_REQUIRE_GCS=$(REQUIRE_GCS) $(BIN)/pytest tests/storage --durations=10 $(PYTEST_ARGS)
 
 # Only the storage layer and the engine on gs:// and on a cluster (docs/gcs-notes.md).
 test-gcs: setup
