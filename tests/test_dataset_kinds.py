@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orderlake.engine.expectations import ExpectationFailed
-from orderlake.engine.runner import LocalPipeline
+from orderlake.engine.run.expectations import ExpectationFailed
+from orderlake.engine.run.runner import LocalPipeline
 from tests.conformance.conftest import copy_bundle
 from tests.conftest import order_row
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orderlake.engine import api
-from orderlake.engine.autoloader import AutoLoaderError, LocalAutoLoader
-from orderlake.engine.graph import AutoCdcFlow, PipelineGraph
-from orderlake.engine.loader import (
+from orderlake.engine.autoloader.reader import AutoLoaderError, LocalAutoLoader
+from orderlake.engine.dp import api
+from orderlake.engine.dp.graph import AutoCdcFlow, PipelineGraph
+from orderlake.engine.dp.loader import (
     DefinitionError,
     LocalSparkSession,
     load_definitions,

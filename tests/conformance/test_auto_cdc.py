@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from orderlake.engine.autocdc import END_AT, START_AT, apply_batch
-from orderlake.engine.graph import AutoCdcFlow
+from orderlake.engine.dp.graph import AutoCdcFlow
+from orderlake.engine.run.autocdc import END_AT, START_AT, apply_batch
 
 USERS_SCHEMA = "userId int, name string, city string, operation string, sequenceNum long"
 USERS = [
@@ -225,8 +225,8 @@ def test_scd_type_2_column_list_and_deletes(spark, tmp_path):
 
 @pytest.fixture
 def graph(spark):
-    from orderlake.engine import api
-    from orderlake.engine.graph import PipelineGraph
+    from orderlake.engine.dp import api
+    from orderlake.engine.dp.graph import PipelineGraph
 
     found = PipelineGraph()
     token = api._ACTIVE.set(found)
@@ -258,7 +258,7 @@ def test_options_the_engine_cannot_honour_are_refused_when_the_definitions_load(
     """https://docs.databricks.com/aws/en/ldp/developer/ldp-python-ref-apply-changes
     (apply_as_truncates is supported only for SCD type 1; track_history_* for SCD type 2):
     what the local engine would not honour is a ConfigurationError, never ignored."""
-    from orderlake.engine import api
+    from orderlake.engine.dp import api
     from orderlake.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match=message):
@@ -271,7 +271,7 @@ def test_options_the_engine_cannot_honour_are_refused_when_the_definitions_load(
 def test_keys_and_column_lists_may_be_col_objects(graph):
     """https://docs.databricks.com/aws/en/ldp/developer/ldp-python-ref-apply-changes (keys:
     a list of strings or of Spark SQL col() functions)."""
-    from orderlake.engine import api
+    from orderlake.engine.dp import api
 
     api.create_auto_cdc_flow(
         target="t",

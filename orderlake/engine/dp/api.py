@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from orderlake.engine.graph import AutoCdcFlow, Dataset, Expectation, PipelineGraph, QueryFlow
+from orderlake.engine.dp.graph import AutoCdcFlow, Dataset, Expectation, PipelineGraph, QueryFlow
 from orderlake.errors import ConfigurationError
 
 QueryFunction = Callable[[], Any]
