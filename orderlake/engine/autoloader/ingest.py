@@ -142,7 +142,9 @@ def _plan(
         verdict = (
             Inspection("reject", reason=problem)
             if problem
-            else inspect_file(source.path / seen.relpath, columns, required)
+            else inspect_file(
+                source.path / seen.relpath, columns, required, source.reader_case_sensitive
+            )
         )
         kill_point("after_inspect")
         folder = rejected_path if verdict.outcome == "reject" else source.archive_path
