@@ -355,6 +355,12 @@ class LocalPipeline:
                         "have expectations, which the local engine does not apply while "
                         "loading files: put the expectations on a flow reading the loaded table"
                     )
+                if self.graph.dataset(flow.target).expectations:
+                    raise GraphError(
+                        f"table {flow.target!r} loads cloudFiles and has expectations, which the "
+                        "local engine does not apply while loading files: put the expectations "
+                        "on a flow reading the loaded table"
+                    )
                 found.append(flow)
                 self.ingest_sources[flow.name] = source
         return found
