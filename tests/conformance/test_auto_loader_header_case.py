@@ -39,7 +39,9 @@ def users_raw():
     return (
         spark.readStream.format("cloudFiles")
         .option("cloudFiles.format", "csv")
-        .option("header", "true"){options}
+        .option("header", "true")
+        .option("cloudFiles.cleanSource", "MOVE")
+        .option("cloudFiles.cleanSource.moveDestination", f"{{VOLUME}}/archive"){options}
         .schema(SCHEMA)
         .load(f"{{VOLUME}}/source")
     )
@@ -115,3 +117,22 @@ def test_a_mixed_case_csv_loads_into_the_mixed_case_columns(tmp_path, spark, hea
         {"userId": "124", "name": "Raul", "sequenceNum": "1"},
         {"userId": "125", "name": "Mercedes", "sequenceNum": "2"},
     ]
+
+
+def test_by_default_the_schema_case_loads_and_another_case_is_rejected(
+    tmp_path, spark, header_bundle
+):
+    """End to end with the default readerCaseSensitive=true: `userId` fills `userId`; a file
+    whose key column is `USERID` is rejected with the reason (Auto Loader would rescue it)."""
+    root = header_bundle()
+    source = tmp_path / "volume" / "source"
+    _csv(source, "a.csv", "userId,name,sequenceNum\n124,Raul,1\n")
+    _csv(source, "c.csv", "USERID,name,sequenceNum\n126,Lily,2\n")
+    pipeline = LocalPipeline(
+        tmp_path / "volume", tmp_path / "warehouse", spark=spark, bundle_root=root
+    )
+    result = pipeline.update()
+    assert _rows(spark, tmp_path) == [{"userId": "124", "name": "Raul", "sequenceNum": "1"}]
+    rejected = [r for ingested in result.ingest for r in ingested.rejected]
+    assert [name for name, _ in rejected] == ["c.csv"]
+    assert "USERID for userId" in rejected[0][1]
