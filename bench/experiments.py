@@ -29,8 +29,8 @@ from bench.run import TMP, pair_data, start_spark
 def changes_of(spark, pipe, spec_name: str) -> tuple[DataFrame, object, list[str]]:
     """The increment's rows as the target flow sees them: bronze -> parsed -> latest per key."""
     from orderlake import transforms
-    from orderlake.engine.autocdc import _latest_per_key, value_columns
-    from orderlake.engine.graph import AutoCdcFlow
+    from orderlake.engine.dp.graph import AutoCdcFlow
+    from orderlake.engine.run.autocdc import _latest_per_key, value_columns
 
     flow = next(f for f in pipe.graph.flows if isinstance(f, AutoCdcFlow))
     bronze = spark.read.format("delta").load(str(pipe.table_path("orders_bronze")))
@@ -43,7 +43,7 @@ def merge(
     spark, target: Path, changes: DataFrame, flow, values: list[str], *, nullsafe: bool = True
 ) -> None:
     """The engine's SCD1 MERGE (autocdc.apply_batch), minus deletes, with knobs."""
-    from orderlake.engine.autocdc import SEQUENCE_COLUMN
+    from orderlake.engine.run.autocdc import SEQUENCE_COLUMN
 
     op = "<=>" if nullsafe else "="
     cond = " AND ".join(f"t.`{k}` {op} s.`{k}`" for k in flow.keys)
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if not reuse:
         shutil.rmtree(work, ignore_errors=True)
     spark = start_spark(work / "eventlog")
-    from orderlake.engine.autocdc import apply_batch
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.autocdc import apply_batch
+    from orderlake.engine.run.runner import LocalPipeline
 
     pipe = LocalPipeline(volume_path=work / "volume", warehouse_path=work / "wh", spark=spark)
     if not reuse:

@@ -43,7 +43,7 @@ def _holds(spark, table: Path, version: int, key: str) -> bool:
 
 def measure_watch(b, files: int, rows: int) -> dict:
     """p50/p95/max seconds from landing to visibility over `files` files of `rows` rows."""
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
     from orderlake.engine.watch import TriggerTimings, watch
 
     root = b.work / "pipeline" / "small"

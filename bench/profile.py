@@ -56,7 +56,8 @@ def instrument() -> None:
     """Patch timers around the engine's stages (module attributes, not the files)."""
     from delta.tables import DeltaMergeBuilder
 
-    from orderlake.engine import flows, ingest, runner
+    from orderlake.engine.autoloader import ingest
+    from orderlake.engine.run import flows, runner
 
     _wrap(runner, "run_ingest", "ingest (total)")
     _wrap(ingest, "_plan", "ingest: inspect files (Python)")
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         key, value = item.split("=", 1)
         spark.conf.set(key, value)
     instrument()
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     pipe = LocalPipeline(volume_path=work / "volume", warehouse_path=work / "wh", spark=spark)
     target = pipe.table_path("orders_target")

@@ -171,7 +171,7 @@ def run_naive(b: Bench, plan: list[Pair], data: dict[str, DataSet]) -> None:
 
 def run_pipeline(b: Bench, plan: list[Pair], data: dict[str, DataSet]) -> None:
     """Initial and incremental updates of the LocalPipeline, one warehouse per pair."""
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     for folder, init, inc, init_scenario, inc_scenario in plan:
         root = b.work / "pipeline" / folder
@@ -214,7 +214,7 @@ def start_spark(log_dir: Path):
 
 
 # Big enough to take the engine's paths for big batches (compiled queries, cached inputs) and,
-# with the increment, for small ones (see orderlake.engine.flows.SMALL_BATCH_ROWS): every
+# with the increment, for small ones (see orderlake.engine.run.flows.SMALL_BATCH_ROWS): every
 # contender's measured runs then find their code warm.
 WARMUP = Sizes(
     Spec("warmup2", 120_000, 2, seed=9),

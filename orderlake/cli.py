@@ -195,7 +195,7 @@ def _existing_warehouse(args: argparse.Namespace) -> Path:
 
 def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
     from orderlake.engine.interrupt import STOP, install_handlers, note_jvm
-    from orderlake.engine.runner import LocalPipeline, spark_jvm_pid
+    from orderlake.engine.run.runner import LocalPipeline, spark_jvm_pid
 
     overrides = dict(args.conf)
     for folder in ("source", "archive", "rejected"):
@@ -328,7 +328,7 @@ def _fatal(exc: BaseException) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    from orderlake.engine.runner import error_text
+    from orderlake.engine.run.runner import error_text
 
     return error_text(exc)
 

@@ -15,6 +15,9 @@ def autoloader_options(settings: PipelineSettings) -> dict[str, str]:
         "multiLine": "true",
         # Every column is read as text; what does not fit lands here instead of vanishing.
         "rescuedDataColumn": RESCUED,
+        # Header names match the contract's in any case (README). Auto Loader's default (true)
+        # would rescue the values of a column whose header case differs, leaving it empty.
+        "readerCaseSensitive": "false",
         "cloudFiles.schemaEvolutionMode": "none",
         # Files are moved away once loaded, so a later upload under the same name is new data.
         "cloudFiles.allowOverwrites": "true",

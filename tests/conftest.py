@@ -84,7 +84,7 @@ def drop_file(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def make_pipeline(tmp_path: Path, spark) -> Callable[..., object]:
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     def make(**kwargs: object) -> LocalPipeline:
         return LocalPipeline(tmp_path / "volume", tmp_path / "warehouse", spark=spark, **kwargs)
@@ -98,7 +98,7 @@ def built_warehouse(spark, tmp_path_factory) -> dict:
     report): update 1 loads a file with two good rows, a negative amount and a row with a
     missing field, rejects a binary file and archives a header-only one; update 2 updates a
     key (a MERGE that leaves a deletion vector) and quarantines a row without order_id."""
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     root = tmp_path_factory.mktemp("built")
     volume, warehouse = root / "volume", root / "warehouse"

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from orderlake.engine.autocdc import SEQUENCE_COLUMN, apply_batch
-from orderlake.engine.graph import AutoCdcFlow
+from orderlake.engine.dp.graph import AutoCdcFlow
+from orderlake.engine.run.autocdc import SEQUENCE_COLUMN, apply_batch
 
 
 def _flow(**kwargs) -> AutoCdcFlow:

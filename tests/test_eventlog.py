@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orderlake.engine.eventlog import EventLog
+from orderlake.engine.run.eventlog import EventLog
 
 
 def test_last_update_id_reads_back_across_blocks_and_skips_a_cut_line(tmp_path):

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from orderlake import errors
-from orderlake.engine.api import UnsupportedLocally
-from orderlake.engine.autoloader import AutoLoaderError
-from orderlake.engine.expectations import ExpectationFailed
+from orderlake.engine.autoloader.reader import AutoLoaderError
+from orderlake.engine.dp.api import UnsupportedLocally
 from orderlake.engine.interrupt import Interrupted
 from orderlake.engine.lock import Busy
+from orderlake.engine.run.expectations import ExpectationFailed
 from orderlake.rules import RuleError
 from tests.conformance.conftest import copy_bundle
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orderlake.engine.graph import GraphError, QueryFlow
-from orderlake.engine.runner import flow_waves
+from orderlake.engine.dp.graph import GraphError, QueryFlow
+from orderlake.engine.run.runner import flow_waves
 
 
 def _flow(name: str) -> QueryFlow:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orderlake.engine import api
-from orderlake.engine.autoloader import AutoLoaderError, LocalAutoLoader
-from orderlake.engine.graph import AutoCdcFlow, PipelineGraph
-from orderlake.engine.loader import (
+from orderlake.engine.autoloader.reader import AutoLoaderError, LocalAutoLoader
+from orderlake.engine.dp import api
+from orderlake.engine.dp.graph import AutoCdcFlow, PipelineGraph
+from orderlake.engine.dp.loader import (
     DefinitionError,
     LocalSparkSession,
     load_definitions,
@@ -81,6 +81,18 @@ def test_expectations_attach_to_the_dataset_below_them(spark, tmp_path):
             "apply_as_truncates=...) is supported only for SCD type 1",
         ),
         ("dp.create_sink('s', 'kafka', {})", "create_sink is not supported"),
+        (
+            "dp.apply_changes_from_snapshot(target='t', source='s', keys=['k'])",
+            "create_auto_cdc_from_snapshot_flow is not supported",
+        ),
+        (
+            "@dp.append_flow(target='t', depends_on='f')\ndef f():\n    return spark.range(1)",
+            "dp.append_flow(depends_on=) is not supported",
+        ),
+        (
+            "@dp.append_flow(target='t', once=True)\ndef f():\n    return spark.range(1)",
+            "dp.append_flow(once=) is not supported",
+        ),
         ("dp.create_streaming_table('t')\ndp.create_streaming_table('t')", "defined twice"),
     ],
 )

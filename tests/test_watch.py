@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from orderlake.engine.files import SourceFile
+from orderlake.engine.autoloader.files import SourceFile
 from orderlake.engine.watch import ArrivalTrigger, TriggerTimings, watch
 from tests.conftest import order_row
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderlake.engine.files import SourceFile, list_source
+from orderlake.engine.autoloader.files import SourceFile, list_source
 from orderlake.engine.interrupt import STOP
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orderlake.engine.eventlog import EventLog
+from orderlake.engine.run.eventlog import EventLog
 
 
 def event_log(warehouse: Path) -> EventLog:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orderlake.engine.files import list_source
+from orderlake.engine.autoloader.files import list_source
 from orderlake.views.delta_snapshot import SnapshotError, read_rows, snapshot
 from orderlake.views.history import updates
 

@@ -23,6 +23,8 @@ from orderlake.settings import DEFAULTS, PipelineSettings
 # - cloudFiles.cleanSource.moveDestination, cloudFiles.cleanSource.retentionDuration (MOVE has
 #   no minimum retention; DBR 16.4+):
 #   https://docs.databricks.com/aws/en/ingestion/cloud-object-storage/auto-loader/clean-source
+# - readerCaseSensitive (CSV option, default true; false reads "in a case-insensitive manner"):
+#   https://docs.databricks.com/aws/en/ingestion/cloud-object-storage/auto-loader/options
 DOCUMENTED_OPTIONS: frozenset[str] = frozenset(
     {
         "cloudFiles.format",
@@ -34,6 +36,7 @@ DOCUMENTED_OPTIONS: frozenset[str] = frozenset(
         "rescuedDataColumn",
         "header",
         "multiLine",
+        "readerCaseSensitive",
     }
 )
 WORKSPACE_FILES = "${workspace.file_path}/"

@@ -34,7 +34,7 @@ def bundle(tmp_path: Path) -> Path:
 @pytest.fixture
 def load_bundle(tmp_path: Path, spark) -> Callable[[Path], object]:
     """Load a bundle copy into a LocalPipeline (which validates its graph), like `run` does."""
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     def load(root: Path) -> LocalPipeline:
         return LocalPipeline(

@@ -17,9 +17,9 @@ def main() -> int:
     from pyspark.sql import SparkSession
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-    from orderlake.engine.autoloader import LocalAutoLoader
-    from orderlake.engine.graph import AutoCdcFlow, QueryFlow
-    from orderlake.engine.loader import LocalSparkSession, load_definitions
+    from orderlake.engine.autoloader.reader import LocalAutoLoader
+    from orderlake.engine.dp.graph import AutoCdcFlow, QueryFlow
+    from orderlake.engine.dp.loader import LocalSparkSession, load_definitions
 
     # A local Spark Connect server in this process's own JVM; tables land in the working
     # directory's spark-warehouse/ (the test runs this in a temporary folder).

@@ -2,7 +2,14 @@
 
 The `users` example is the one of the Databricks CDC page (SCD type 1, SCD type 1 with a
 TRUNCATE, SCD type 2, SCD type 2 tracking history on every column but `city`), applied by the
-engine's own code (`autocdc.apply_batch`) to real Delta tables.
+engine's own code (`run/autocdc.apply_batch`) to real Delta tables.
+
+Checked against the docs: the input rows (`USERS`, `TRUNCATE`) and the four output tables are
+the page's, row for row. https://docs.databricks.com/aws/en/ldp/cdc is the page; its example
+section was compared in a stored copy of the same page's translation,
+https://docs.databricks.com/pt/delta-live-tables/cdc.html (© 2025: "Gerar dados de teste",
+"Processar atualizações do SCD tipo 1/2"), whose tables are language-free. The English page's
+own example section was not among the stored copies.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from orderlake.engine.autocdc import END_AT, START_AT, apply_batch
-from orderlake.engine.graph import AutoCdcFlow
+from orderlake.engine.dp.graph import AutoCdcFlow
+from orderlake.engine.run.autocdc import END_AT, START_AT, apply_batch
 
 USERS_SCHEMA = "userId int, name string, city string, operation string, sequenceNum long"
+# The page's input records, in its order (https://docs.databricks.com/aws/en/ldp/cdc).
 USERS = [
     (124, "Raul", "Oaxaca", "INSERT", 1),
     (123, "Isabel", "Monterrey", "INSERT", 1),
@@ -26,6 +34,7 @@ USERS = [
     (125, "Mercedes", "Mexicali", "UPDATE", 5),
     (123, "Isabel", "Chihuahua", "UPDATE", 5),
 ]
+# The page's optional last record ("uncomment to test TRUNCATE").
 TRUNCATE = (None, None, None, "TRUNCATE", 3)
 
 
@@ -60,7 +69,8 @@ SCD2_COLUMNS = ["userId", "name", "city", START_AT, END_AT]
 
 def test_users_example_scd_type_1(spark, tmp_path):
     """https://docs.databricks.com/aws/en/ldp/cdc (SCD type 1: the latest change per key,
-    deletes applied, the out-of-order changes at sequence 5 lose to those at 6)."""
+    deletes applied, the out-of-order changes at sequence 5 lose to those at 6). The expected
+    rows are the page's output table after the SCD type 1 example (checked, see the top)."""
     _apply(spark, tmp_path, _users_flow(), USERS)
     assert _rows(spark, tmp_path, SCD1_COLUMNS) == {
         (124, "Raul", "Oaxaca"),
@@ -71,7 +81,8 @@ def test_users_example_scd_type_1(spark, tmp_path):
 
 def test_users_example_scd_type_1_with_truncate(spark, tmp_path):
     """https://docs.databricks.com/aws/en/ldp/cdc (apply_as_truncates: a TRUNCATE at sequence 3
-    empties the table; only the changes sequenced after it remain)."""
+    empties the table; only the changes sequenced after it remain). The page: "records 124 and
+    126 are truncated due to the TRUNCATE operation at sequenceNum=3", leaving 125 (checked)."""
     flow = _users_flow(apply_as_truncates=F.expr("operation = 'TRUNCATE'"))
     _apply(spark, tmp_path, flow, [*USERS, TRUNCATE])
     assert _rows(spark, tmp_path, SCD1_COLUMNS) == {(125, "Mercedes", "Guadalajara")}
@@ -91,7 +102,8 @@ def test_truncate_in_a_later_batch_removes_the_older_rows_in_one_commit(spark, t
 
 def test_users_example_scd_type_2(spark, tmp_path):
     """https://docs.databricks.com/aws/en/ldp/cdc (SCD type 2: every version kept, __START_AT
-    and __END_AT from sequenceNum; a delete closes the current version)."""
+    and __END_AT from sequenceNum; a delete closes the current version). The expected rows are
+    the page's seven-row output table after the SCD type 2 example (checked)."""
     _apply(spark, tmp_path, _users_flow(scd_type=2), USERS)
     assert _rows(spark, tmp_path, SCD2_COLUMNS) == {
         (123, "Isabel", "Monterrey", 1, 5),
@@ -106,7 +118,8 @@ def test_users_example_scd_type_2(spark, tmp_path):
 
 def test_users_example_scd_type_2_tracking_history_on_all_columns_but_city(spark, tmp_path):
     """https://docs.databricks.com/aws/en/ldp/cdc (track_history_except_column_list=["city"]:
-    a change to city alone updates the current version in place)."""
+    a change to city alone updates the current version in place). The expected rows are the
+    page's output table for this example, "without the additional TRUNCATE record" (checked)."""
     _apply(
         spark, tmp_path, _users_flow(scd_type=2, track_history_except_column_list=["city"]), USERS
     )
@@ -225,8 +238,8 @@ def test_scd_type_2_column_list_and_deletes(spark, tmp_path):
 
 @pytest.fixture
 def graph(spark):
-    from orderlake.engine import api
-    from orderlake.engine.graph import PipelineGraph
+    from orderlake.engine.dp import api
+    from orderlake.engine.dp.graph import PipelineGraph
 
     found = PipelineGraph()
     token = api._ACTIVE.set(found)
@@ -258,7 +271,7 @@ def test_options_the_engine_cannot_honour_are_refused_when_the_definitions_load(
     """https://docs.databricks.com/aws/en/ldp/developer/ldp-python-ref-apply-changes
     (apply_as_truncates is supported only for SCD type 1; track_history_* for SCD type 2):
     what the local engine would not honour is a ConfigurationError, never ignored."""
-    from orderlake.engine import api
+    from orderlake.engine.dp import api
     from orderlake.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match=message):
@@ -271,7 +284,7 @@ def test_options_the_engine_cannot_honour_are_refused_when_the_definitions_load(
 def test_keys_and_column_lists_may_be_col_objects(graph):
     """https://docs.databricks.com/aws/en/ldp/developer/ldp-python-ref-apply-changes (keys:
     a list of strings or of Spark SQL col() functions)."""
-    from orderlake.engine import api
+    from orderlake.engine.dp import api
 
     api.create_auto_cdc_flow(
         target="t",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orderlake.engine.loader import DefinitionError
+from orderlake.engine.dp.loader import DefinitionError
 from orderlake.errors import ConfigurationError
 
 EXTRA = "from pyspark import pipelines as dp\n\n"
@@ -116,8 +116,8 @@ def test_dataset_options_the_engine_cannot_honour_are_refused(spark, tmp_path, c
     """https://docs.databricks.com/aws/en/ldp/developer/python-ref (the dataset options of
     `@dp.table`, `@dp.materialized_view`, `dp.create_streaming_table`): an option the local
     engine would ignore fails the load, naming the option and the file."""
-    from orderlake.engine.autoloader import LocalAutoLoader
-    from orderlake.engine.loader import LocalSparkSession, load_definitions
+    from orderlake.engine.autoloader.reader import LocalAutoLoader
+    from orderlake.engine.dp.loader import LocalSparkSession, load_definitions
 
     path = tmp_path / "defs.py"
     path.write_text(EXTRA + call)
@@ -132,8 +132,8 @@ def test_dataset_options_the_engine_cannot_honour_are_refused(spark, tmp_path, c
 def test_options_the_engine_honours_are_kept(spark, tmp_path):
     """https://docs.databricks.com/aws/en/ldp/developer/python-ref (`name`, `comment`,
     `table_properties`, expectations on `create_streaming_table`)."""
-    from orderlake.engine.autoloader import LocalAutoLoader
-    from orderlake.engine.loader import LocalSparkSession, load_definitions
+    from orderlake.engine.autoloader.reader import LocalAutoLoader
+    from orderlake.engine.dp.loader import LocalSparkSession, load_definitions
 
     path = tmp_path / "defs.py"
     path.write_text(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orderlake.engine.expectations import enforce
-from orderlake.engine.graph import Expectation
+from orderlake.engine.dp.graph import Expectation
+from orderlake.engine.run.expectations import enforce
 from orderlake.rules import null_fails
 from orderlake.transforms import passes
 

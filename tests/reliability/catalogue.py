@@ -847,7 +847,7 @@ def _subfolders(n: int):
 
 def run_catalogue(spark: Any, tmp: Path) -> CatalogueRun:
     """Both updates of the catalogue on one volume; one more update with nothing to do."""
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     volume = make_volume(tmp)
     for c in CASES:

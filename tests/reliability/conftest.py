@@ -28,7 +28,7 @@ def volume(tmp_path: Path) -> Volume:
 @pytest.fixture
 def pipeline_for(spark) -> Callable[..., object]:
     """An in-process LocalPipeline on a volume, sharing the session's Spark."""
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     def make(volume: Volume, **kwargs: object) -> LocalPipeline:
         return LocalPipeline(volume.root, volume.warehouse, spark=spark, **kwargs)

@@ -54,7 +54,7 @@ def render(step: int, style: int) -> str:
 
 @pytest.fixture(scope="module")
 def shared(spark, tmp_path_factory):
-    from orderlake.engine.runner import LocalPipeline
+    from orderlake.engine.run.runner import LocalPipeline
 
     volume = make_volume(tmp_path_factory.mktemp("properties"))
     return volume, LocalPipeline(volume.root, volume.warehouse, spark=spark)

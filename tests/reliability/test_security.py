@@ -67,7 +67,7 @@ def test_constraints_cannot_run_code_or_read_files(
 
 
 def test_pipeline_refuses_a_rule_file_that_would_run_code(spark, volume, pipeline_for) -> None:
-    from orderlake.engine.loader import DefinitionError
+    from orderlake.engine.dp.loader import DefinitionError
 
     evil = volume.root.parent / "evil.yml"
     evil.write_text(RULE.format(constraint="java_method('java.lang.System', 'exit', 3) = 0"))

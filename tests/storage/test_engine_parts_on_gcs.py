@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 
-from orderlake.engine.eventlog import EventLog
-from orderlake.engine.files import list_source, move
+from orderlake.engine.autoloader.files import list_source, move
 from orderlake.engine.lock import Busy, LeaseLock, warehouse_lock
+from orderlake.engine.run.eventlog import EventLog
 from orderlake.storage.path import RemotePath, as_path
 
 

@@ -22,14 +22,14 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from orderlake.engine.autocdc import apply_batch, create_target
 from orderlake.engine.delta_log import committed_since, is_delta_table, latest_version
-from orderlake.engine.expectations import QualityReport, enforce
+from orderlake.engine.dp.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.faults import kill_point
-from orderlake.engine.flow_state import FlowRun, FlowStates
-from orderlake.engine.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.interrupt import STOP
-from orderlake.engine.table_changes import read_appended, source_version
+from orderlake.engine.run.autocdc import apply_batch, create_target
+from orderlake.engine.run.expectations import QualityReport, enforce
+from orderlake.engine.run.flow_state import FlowRun, FlowStates
+from orderlake.engine.run.table_changes import read_appended, source_version
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from orderlake.engine.ledger import write_atomic
+from orderlake.engine.autoloader.ledger import write_atomic
 from orderlake.storage.path import AnyPath
 
 

@@ -113,7 +113,7 @@ def read_appended(
 
 def _literal(path: str) -> str:
     """A path Spark reads as exactly that file (Hadoop would expand glob characters)."""
-    from orderlake.engine.autoloader import literal_path
+    from orderlake.engine.autoloader.reader import literal_path
 
     return literal_path(as_path(path))
 

@@ -32,6 +32,7 @@ KNOWN_OPTIONS = {
     "header",
     "multiLine",
     "rescuedDataColumn",
+    "readerCaseSensitive",
     "cloudFiles.schemaEvolutionMode",
     "cloudFiles.allowOverwrites",
     "cloudFiles.cleanSource",
@@ -72,6 +73,12 @@ class CloudFilesSource:
     @property
     def rescued_column(self) -> str | None:
         return self.options.get("rescuedDataColumn")
+
+    @property
+    def reader_case_sensitive(self) -> bool:
+        """`readerCaseSensitive` (Auto Loader's default: true): whether header names must have
+        the schema's case to fill its columns."""
+        return self.options.get("readerCaseSensitive", "true").strip().lower() != "false"
 
 
 _GLOB_CHARS = re.compile(r"([\\{}\[\]*?])")
@@ -114,6 +121,8 @@ class LocalAutoLoader:
             raise AutoLoaderError("the local Auto Loader needs header=true")
         if not isinstance(schema, StructType):
             raise AutoLoaderError("give the cloudFiles reader an explicit schema (a StructType)")
+        if options.get("readerCaseSensitive", "true").strip().lower() not in ("true", "false"):
+            raise AutoLoaderError("readerCaseSensitive must be true or false")
         clean = options.get("cloudFiles.cleanSource", "OFF").upper()
         if clean not in ("OFF", "MOVE"):
             raise AutoLoaderError(f"cloudFiles.cleanSource={clean} is not supported locally")
@@ -156,11 +165,14 @@ class LocalAutoLoader:
                 .option("enforceSchema", "true")
                 .load(paths)
             )
-            index = {name: i for i, name in enumerate(header)}
+            key = (lambda name: name) if source.reader_case_sensitive else str.lower
+            index = {key(name): i for i, name in enumerate(header)}
             columns = [
-                (F.col(f"_c{index[name]}") if name in index else F.lit(None).cast("string")).alias(
-                    name
-                )
+                (
+                    F.col(f"_c{index[key(name)]}")
+                    if key(name) in index
+                    else F.lit(None).cast("string")
+                ).alias(name)
                 for name in wanted
                 if name != rescued
             ]

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StructType
 
 from orderlake.engine.delta_log import holds_no_rows, is_delta_table, latest_commit_info
-from orderlake.engine.graph import AutoCdcFlow
+from orderlake.engine.dp.graph import AutoCdcFlow
 
 SEQUENCE_COLUMN = "__cdc_sequence"
 DELETE_COLUMN = "__cdc_delete"

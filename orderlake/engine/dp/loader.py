@@ -2,7 +2,7 @@
 
 On Databricks the runtime provides `pyspark.pipelines` (with expectations and AUTO CDC) and a
 `spark` whose readStream knows Auto Loader (`cloudFiles`). Here, only while the files load,
-`pyspark.pipelines` is bound to `orderlake.engine.api`, and the files get a `spark` that sends
+`pyspark.pipelines` is bound to `orderlake.engine.dp.api`, and the files get a `spark` that sends
 `cloudFiles` reads to the local Auto Loader and everything else to the real session.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import pyspark
 from pyspark.sql import DataFrame, SparkSession
 
-from orderlake.engine import api
-from orderlake.engine.autoloader import LocalAutoLoader
-from orderlake.engine.graph import PipelineGraph
+from orderlake.engine.autoloader.reader import LocalAutoLoader
+from orderlake.engine.dp import api
+from orderlake.engine.dp.graph import PipelineGraph
 from orderlake.errors import ConfigurationError
 
 

@@ -20,14 +20,11 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from orderlake.bundle_config import load_bundle
-from orderlake.engine.autocdc import empty_target
-from orderlake.engine.autoloader import CloudFilesSource, LocalAutoLoader
+from orderlake.engine.autoloader.ingest import IngestContext, IngestResult, probe, run_ingest
+from orderlake.engine.autoloader.ledger import Ledger, write_atomic
+from orderlake.engine.autoloader.reader import CloudFilesSource, LocalAutoLoader
 from orderlake.engine.delta_log import is_delta_table, latest_commit_info, latest_version
-from orderlake.engine.eventlog import EventLog
-from orderlake.engine.faults import kill_point
-from orderlake.engine.flow_state import FlowStates
-from orderlake.engine.flows import FlowContext, FlowProgress, query_flows, run_flows
-from orderlake.engine.graph import (
+from orderlake.engine.dp.graph import (
     AutoCdcFlow,
     Dataset,
     Flow,
@@ -35,13 +32,16 @@ from orderlake.engine.graph import (
     PipelineGraph,
     QueryFlow,
 )
-from orderlake.engine.ingest import IngestContext, IngestResult, probe, run_ingest
+from orderlake.engine.dp.loader import DefinitionError, LocalSparkSession, load_definitions
+from orderlake.engine.faults import kill_point
 from orderlake.engine.interrupt import STOP, Interrupted
-from orderlake.engine.ledger import Ledger, write_atomic
-from orderlake.engine.loader import DefinitionError, LocalSparkSession, load_definitions
 from orderlake.engine.lock import warehouse_lock
+from orderlake.engine.run.autocdc import empty_target
+from orderlake.engine.run.eventlog import EventLog
+from orderlake.engine.run.flow_state import FlowStates
+from orderlake.engine.run.flows import FlowContext, FlowProgress, query_flows, run_flows
+from orderlake.engine.run.table_changes import read_appended, source_version
 from orderlake.engine.session import get_spark
-from orderlake.engine.table_changes import read_appended, source_version
 from orderlake.errors import ConfigurationError
 from orderlake.settings import REPO_ROOT, PipelineSettings
 from orderlake.storage.path import AnyPath, as_path, is_remote, remote_spark
@@ -354,6 +354,12 @@ class LocalPipeline:
                         f"flow {flow.name!r} reads cloudFiles through view(s) {checked} that "
                         "have expectations, which the local engine does not apply while "
                         "loading files: put the expectations on a flow reading the loaded table"
+                    )
+                if self.graph.dataset(flow.target).expectations:
+                    raise GraphError(
+                        f"table {flow.target!r} loads cloudFiles and has expectations, which the "
+                        "local engine does not apply while loading files: put the expectations "
+                        "on a flow reading the loaded table"
                     )
                 found.append(flow)
                 self.ingest_sources[flow.name] = source

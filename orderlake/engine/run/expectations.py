@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from orderlake.engine.graph import Expectation
+from orderlake.engine.dp.graph import Expectation
 from orderlake.errors import UpdateFailed
 from orderlake.transforms import passes
 

@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from orderlake.engine.graph import AutoCdcFlow, Dataset, Expectation, PipelineGraph, QueryFlow
+from orderlake.engine.dp.graph import AutoCdcFlow, Dataset, Expectation, PipelineGraph, QueryFlow
 from orderlake.errors import ConfigurationError
 
 QueryFunction = Callable[[], Any]
@@ -415,10 +415,13 @@ def append_flow(
     comment: str | None = None,
     spark_conf: dict[str, str] | None = None,
     once: bool = False,
+    **unknown: Any,
 ) -> Callable[[QueryFunction], None]:
-    """An extra flow appending a query's rows into an existing streaming table."""
-    if spark_conf or once:
-        raise _unsupported("append_flow(spark_conf=/once=)")
+    """An extra flow appending a query's rows into an existing streaming table.
+
+    `spark_conf`, `once` and any newer argument (`depends_on`, `import_checkpoint`, ...) are
+    refused by name rather than failing as an unexpected keyword."""
+    _refuse_ignored("append_flow", spark_conf=spark_conf, once=once, **unknown)
 
     def register(func: QueryFunction) -> None:
         _graph().add_flow(
@@ -436,3 +439,6 @@ def create_sink(*args: Any, **kwargs: Any) -> None:
 
 def create_auto_cdc_from_snapshot_flow(*args: Any, **kwargs: Any) -> None:
     raise _unsupported("create_auto_cdc_from_snapshot_flow")
+
+
+apply_changes_from_snapshot = create_auto_cdc_from_snapshot_flow

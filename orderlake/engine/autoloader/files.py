@@ -83,8 +83,23 @@ def stat_matches(path: AnyPath, seen: SourceFile) -> bool:
     return st.st_size == seen.size and st.st_mtime_ns == seen.mtime_ns
 
 
-def _normalise(name: str) -> str:
-    return name.strip().strip('"').strip().lower()
+def _header_name(name: str) -> str:
+    """A header cell as written, spaces and quotes around it dropped. The case is kept: Auto
+    Loader keeps it too and aligns header names with the schema's by `readerCaseSensitive`."""
+    return name.strip().strip('"').strip()
+
+
+def _case_hint(header: tuple[str, ...], names: list[str] | tuple[str, ...]) -> str:
+    """Why a name looks missing when the header has it in another case (case-sensitive only)."""
+    lowered = {h.lower(): h for h in header}
+    near = [f"{lowered[n.lower()]} for {n}" for n in names if n.lower() in lowered]
+    if not near:
+        return ""
+    return (
+        f" (the header has {', '.join(near)}: names match case-sensitively, as Auto Loader's"
+        " default readerCaseSensitive=true does; set readerCaseSensitive=false to match them"
+        " regardless of case)"
+    )
 
 
 def _open_bytes(path: AnyPath) -> io.BufferedIOBase:
@@ -152,8 +167,16 @@ def name_problem(relpath: str) -> str | None:
     return None
 
 
-def inspect_file(path: AnyPath, columns: tuple[str, ...], required: tuple[str, ...]) -> Inspection:
-    """Decide whether a file can be loaded, before any of it is read by Spark."""
+def inspect_file(
+    path: AnyPath,
+    columns: tuple[str, ...],
+    required: tuple[str, ...],
+    case_sensitive: bool = True,
+) -> Inspection:
+    """Decide whether a file can be loaded, before any of it is read by Spark.
+
+    Header names are kept as written and matched to the schema's `columns` exactly, or
+    regardless of case when `case_sensitive` is false (Auto Loader's `readerCaseSensitive`)."""
     try:
         if path.is_symlink():
             return Inspection("reject", reason="symbolic links are not loaded")
@@ -163,23 +186,28 @@ def inspect_file(path: AnyPath, columns: tuple[str, ...], required: tuple[str, .
         raw_header = _read_header(path)
         if raw_header is None:
             return Inspection("reject", reason="no header row (the first line is empty)")
-        header = tuple(_normalise(h) for h in raw_header)
-        known = [h for h in header if h in columns]
-        if not known:
+        header = tuple(_header_name(h) for h in raw_header)
+        key = (lambda name: name) if case_sensitive else str.lower
+        keys = [key(h) for h in header]
+        if not set(keys) & {key(c) for c in columns}:
+            hint = _case_hint(header, columns) if case_sensitive else ""
             return Inspection(
                 "reject",
                 reason="no header row: the first line names none of the contract columns "
-                f"({', '.join(columns[:3])}, ...)",
+                f"({', '.join(columns[:3])}, ...){hint}",
             )
-        duplicated = sorted({h for h in header if h and header.count(h) > 1})
+        pairs = zip(header, keys, strict=True)
+        duplicated = sorted({h for h, k in pairs if k and keys.count(k) > 1})
         if duplicated:
             return Inspection(
                 "reject", reason=f"duplicated header columns: {', '.join(duplicated)}"
             )
-        missing = [c for c in required if c not in header]
+        missing = [c for c in required if key(c) not in keys]
         if missing:
+            hint = _case_hint(header, missing) if case_sensitive else ""
             return Inspection(
-                "reject", reason=f"required columns missing from the header: {', '.join(missing)}"
+                "reject",
+                reason=f"required columns missing from the header: {', '.join(missing)}{hint}",
             )
         return Inspection("load", header=header)
     except _Reject as exc:

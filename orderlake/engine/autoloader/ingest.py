@@ -18,10 +18,7 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
-from orderlake.engine.autoloader import CloudFilesSource, FileToRead, LocalAutoLoader
-from orderlake.engine.delta_log import find_commit
-from orderlake.engine.faults import kill_point
-from orderlake.engine.files import (
+from orderlake.engine.autoloader.files import (
     Inspection,
     SourceFile,
     inspect_file,
@@ -31,9 +28,19 @@ from orderlake.engine.files import (
     stat_matches,
     unique_destination,
 )
-from orderlake.engine.graph import QueryFlow
+from orderlake.engine.autoloader.ledger import (
+    COMMITTED,
+    DONE,
+    PLANNED,
+    Ledger,
+    Manifest,
+    PlannedFile,
+)
+from orderlake.engine.autoloader.reader import CloudFilesSource, FileToRead, LocalAutoLoader
+from orderlake.engine.delta_log import find_commit
+from orderlake.engine.dp.graph import QueryFlow
+from orderlake.engine.faults import kill_point
 from orderlake.engine.interrupt import STOP
-from orderlake.engine.ledger import COMMITTED, DONE, PLANNED, Ledger, Manifest, PlannedFile
 from orderlake.errors import ConfigurationError
 from orderlake.storage.path import AnyPath, as_path
 
@@ -135,7 +142,9 @@ def _plan(
         verdict = (
             Inspection("reject", reason=problem)
             if problem
-            else inspect_file(source.path / seen.relpath, columns, required)
+            else inspect_file(
+                source.path / seen.relpath, columns, required, source.reader_case_sensitive
+            )
         )
         kill_point("after_inspect")
         folder = rejected_path if verdict.outcome == "reject" else source.archive_path
