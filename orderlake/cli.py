@@ -228,7 +228,8 @@ def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
 def _report(result: Any) -> None:
     _say(
         f"update {result.update_id} done in {result.seconds:.1f}s: {result.files_loaded} file(s) "
-        f"loaded, {result.files_rejected} rejected, {result.bronze_rows:,} rows into bronze"
+        f"loaded, {result.files_empty} empty, {result.files_rejected} rejected, "
+        f"{result.bronze_rows:,} rows into bronze"
     )
     for ingested in result.ingest:
         for name, reason in ingested.rejected:

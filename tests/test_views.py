@@ -40,6 +40,8 @@ def test_show_json_counts_match_spark(built_warehouse, spark):
     first, second = data["updates"]
     assert (first["state"], second["state"]) == ("COMPLETED", "COMPLETED")
     assert first["files_rejected"] == 1 and first["bronze_rows"] == 4
+    # header_only.csv is archived and counted as empty, not as loaded
+    assert (first["files_loaded"], first["files_empty"]) == (1, 1)
     assert first["quarantined"] == 2 and second["quarantined"] == 1
     assert second["bronze_rows"] == 2 and second["seconds"] > 0
     rules = {
@@ -59,6 +61,7 @@ def test_show_text_names_tables_updates_and_rules(built_warehouse):
     assert "orders_target                   2 rows" in out
     assert "rejected broken.csv:" in out
     assert "update 2: COMPLETED" in out
+    assert "1 file(s) loaded, 1 empty, 1 rejected, 4 rows into bronze" in out
     assert "quarantined for amount_not_negative: 1" in out
     assert "order_id_present" in out and "failed        1" in out
 

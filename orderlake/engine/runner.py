@@ -60,7 +60,12 @@ class UpdateResult:
 
     @property
     def files_loaded(self) -> int:
-        return sum(len(i.loaded) + len(i.empty) for i in self.ingest)
+        """Files that gave rows (an empty or header-only file is counted in `files_empty`)."""
+        return sum(len(i.loaded) for i in self.ingest)
+
+    @property
+    def files_empty(self) -> int:
+        return sum(len(i.empty) for i in self.ingest)
 
     @property
     def files_rejected(self) -> int:

@@ -110,7 +110,8 @@ def render(data: dict[str, Any], out: Callable[[str], None]) -> None:
         seconds = "" if update["seconds"] is None else f" in {update['seconds']:.1f}s"
         out(
             f"  update {update['update_id']}: {update['state']}{seconds}, "
-            f"{update['files_loaded']} file(s) loaded, {update['files_rejected']} rejected, "
+            f"{update['files_loaded']} file(s) loaded, {update['files_empty']} empty, "
+            f"{update['files_rejected']} rejected, "
             f"{update['bronze_rows']:,} rows into bronze, {update['quarantined']:,} quarantined"
         )
         if update["error"]:
