@@ -20,6 +20,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from orderlake.bundle_config import load_bundle
+from orderlake.engine.accounting import sentence
 from orderlake.engine.autocdc import empty_target
 from orderlake.engine.autoloader import CloudFilesSource, LocalAutoLoader
 from orderlake.engine.delta_log import is_delta_table, latest_commit_info, latest_version
@@ -503,8 +504,11 @@ class LocalPipeline:
             for progress in run_flows(flow_ctx, wave):
                 self._register(progress.dataset)
                 result.flows.append(progress)
+                added_up = sentence(progress.input_rows, progress.extra)
                 self.progress(
-                    f"{progress.flow}: {progress.input_rows:,} rows in, "
+                    f"{progress.flow}: {added_up}"
+                    if added_up
+                    else f"{progress.flow}: {progress.input_rows:,} rows in, "
                     f"{progress.output_rows:,} written"
                 )
                 self.events.emit(

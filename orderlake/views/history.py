@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orderlake.engine.accounting import breakdown
 from orderlake.engine.eventlog import EventLog
 
 
@@ -25,6 +26,8 @@ class FlowSummary:
     metrics: dict[str, int] = field(default_factory=dict)
     dropped: int | None = None
     expectations: list[dict[str, Any]] = field(default_factory=list)
+    # AUTO CDC: where the rows in went, label -> rows, adding up to rows_in (accounting.py)
+    rows_went: dict[str, int] | None = None
 
 
 @dataclass
@@ -90,6 +93,8 @@ def _add_flow(summary: UpdateSummary, name: str, details: dict[str, Any]) -> Non
         dropped=quality.get("dropped_records"),
         expectations=list(quality.get("expectations") or []),
     )
+    parts = breakdown(metrics)
+    flow.rows_went = None if parts is None else dict(parts)
     summary.flows.append(flow)
     if "num_files_loaded" in metrics:  # an Auto Loader flow
         summary.files_loaded += int(metrics.get("num_files_loaded", 0))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orderlake.engine.accounting import sentence
 from orderlake.engine.files import list_source
 from orderlake.views.delta_snapshot import SnapshotError, read_rows, snapshot
 from orderlake.views.history import updates
@@ -123,7 +124,9 @@ def _checks(update: dict[str, Any], out: Callable[[str], None]) -> None:
     out(f"last update ({update['update_id']}): flows and checks")
     for flow in update["flows"]:
         rows_in = "" if flow["rows_in"] is None else f"{flow['rows_in']:,} rows in, "
-        out(f"  flow {flow['flow']}: {rows_in}{flow['rows_out']:,} written")
+        written = f"{rows_in}{flow['rows_out']:,} written"
+        said = sentence(flow["rows_in"], flow["metrics"]) or written
+        out(f"  flow {flow['flow']}: {said}")
         if flow["dropped"] is not None:
             out(f"    dropped rows: {flow['dropped']:,}")
         for rule in flow["expectations"]:
