@@ -13,7 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pyspark.errors import AnalysisException
@@ -645,6 +645,8 @@ class LocalPipeline:
                 },
                 "rejected_files": [{"file": f, "reason": r} for f, r in ingested.rejected],
                 "deferred_files": ingested.deferred,
+                # where each file went: `_source_file` keeps the path it was loaded from
+                "files": [asdict(f) for f in ingested.files],
             },
         )
 

@@ -96,8 +96,10 @@ def _quarantine_section(data: dict[str, Any]) -> str:
                 escape(rule), _n(count), escape(sample["file"]), _n(sample["row"]),
                 escape(", ".join(sample["failed_rules"])),
                 f'<span class="text">{escape(sample["text"])}</span>',
+                f'<code>{escape(sample.get("now") or "")}</code>',
             ])
-    headers = ["rule", "rows failing it", "file", "row", "all failed rules", "text as sent"]
+    headers = ["rule", "rows failing it", "file", "row", "all failed rules", "text as sent",
+               "file now at"]
     intro = f"<p>{quarantine['total']:,} quarantined row(s); up to 5 samples per rule.</p>"
     return intro + _table(headers, rows, "quarantine", {1, 3})
 

@@ -43,6 +43,8 @@ class UpdateSummary:
     files_empty: int = 0
     files_rejected: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
+    # each file the update listed: file, outcome, source (its path when loaded), moved_to
+    files: list[dict[str, Any]] = field(default_factory=list)
     bronze_rows: int = 0
     quarantined: int = 0
     flows: list[FlowSummary] = field(default_factory=list)
@@ -102,6 +104,7 @@ def _add_flow(summary: UpdateSummary, name: str, details: dict[str, Any]) -> Non
         summary.files_rejected += int(metrics.get("num_files_rejected", 0))
         summary.bronze_rows += flow.rows_out
         summary.rejected.extend(details.get("rejected_files") or [])
+        summary.files.extend(details.get("files") or [])
     if flow.dropped:
         summary.quarantined = max(summary.quarantined, int(flow.dropped))
 

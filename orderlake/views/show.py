@@ -120,7 +120,24 @@ def render(data: dict[str, Any], out: Callable[[str], None]) -> None:
     _checks(data["updates"][-1], out)
 
 
+FILES_SHOWN = 10
+
+
+def _files(update: dict[str, Any], out: Callable[[str], None]) -> None:
+    """Where each file of the update went (rows keep the path they were loaded from)."""
+    files = update.get("files") or []
+    if not files:
+        return
+    out(f"last update ({update['update_id']}): files, and where they are now")
+    for record in files[:FILES_SHOWN]:
+        gone = "" if Path(record["moved_to"]).exists() else " (no longer there)"
+        out(f"  {record['file']}: {record['outcome']}, now {record['moved_to']}{gone}")
+    if len(files) > FILES_SHOWN:
+        out(f"  ... {len(files) - FILES_SHOWN} more (show --json lists them all)")
+
+
 def _checks(update: dict[str, Any], out: Callable[[str], None]) -> None:
+    _files(update, out)
     out(f"last update ({update['update_id']}): flows and checks")
     for flow in update["flows"]:
         rows_in = "" if flow["rows_in"] is None else f"{flow['rows_in']:,} rows in, "
