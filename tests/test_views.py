@@ -40,6 +40,15 @@ def test_show_json_counts_match_spark(built_warehouse, spark):
     first, second = data["updates"]
     assert (first["state"], second["state"]) == ("COMPLETED", "COMPLETED")
     assert first["files_rejected"] == 1 and first["bronze_rows"] == 4
+    volume = built_warehouse["volume"]
+    assert {(f["file"], f["outcome"], f["moved_to"]) for f in first["files"]} == {
+        ("day1.csv", "loaded", str(volume / "archive" / "day1.csv")),
+        ("header_only.csv", "empty", str(volume / "archive" / "header_only.csv")),
+        ("broken.csv", "rejected", str(volume / "rejected" / "broken.csv")),
+    }
+    [target] = [f for f in first["flows"] if f["flow"] == "orders_target"]
+    assert target["rows_in"] == 4 and target["rows_went"]["quarantined"] == 2
+    assert target["rows_went"]["inserted"] == 2 and sum(target["rows_went"].values()) == 4
     # header_only.csv is archived and counted as empty, not as loaded
     assert (first["files_loaded"], first["files_empty"]) == (1, 1)
     assert first["quarantined"] == 2 and second["quarantined"] == 1
@@ -62,6 +71,12 @@ def test_show_text_names_tables_updates_and_rules(built_warehouse):
     assert "rejected broken.csv:" in out
     assert "update 2: COMPLETED" in out
     assert "1 file(s) loaded, 1 empty, 1 rejected, 4 rows into bronze" in out
+    archive = built_warehouse["volume"] / "archive"
+    assert f"day2.csv: loaded, now {archive / 'day2.csv'}" in out
+    # the last update's AUTO CDC flow: its rows in, bucket by bucket
+    assert ("flow orders_target: 2 rows in = 1 quarantined + 0 collapsed into a later change"
+            " + 0 ignored as older + 0 inserted + 1 updated + 0 deleted") in out
+    assert "{" not in out
     assert "quarantined for amount_not_negative: 1" in out
     assert "order_id_present" in out and "failed        1" in out
 
@@ -95,6 +110,14 @@ def test_quarantine_lists_rows_as_sent(built_warehouse):
     negative = by_key[("day1.csv", 3)]
     assert negative["failed_rules"] == ["amount_not_negative"]
     assert negative["text"] == built_warehouse["lines"]["day1.csv"][2]
+    # `path` is where the row was loaded from (`_source_file`); `now` where the file is today
+    volume = built_warehouse["volume"]
+    assert negative["path"].endswith("/source/day1.csv")
+    assert negative["now"] == str(volume / "archive" / "day1.csv")
+    assert by_key[("day2.csv", 2)]["now"] == str(volume / "archive" / "day2.csv")
+    text = _cli("quarantine", "--file", "day2.csv", "--warehouse",
+                str(built_warehouse["warehouse"])).stdout
+    assert f"file now at {volume / 'archive' / 'day2.csv'}" in text
     assert "well_formed_row" in by_key[("day1.csv", 4)]["failed_rules"]
     assert by_key[("day2.csv", 2)]["failed_rules"] == ["order_id_present"]
 
