@@ -438,14 +438,33 @@ def cmd_samples(args: argparse.Namespace) -> int:
 # --- the parser -----------------------------------------------------------------------------
 
 
+def _output_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """-v and --debug, before or after the command (`orderlake -v run` = `orderlake run -v`).
+
+    After the command they default to SUPPRESS, so they never undo the same flag given
+    before it."""
+    defaults: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "-v", "--verbose", action="count", **({"default": 0} if top else defaults),
+        help="let Spark's own (JVM, log4j) output through: -v at WARN, -vv at INFO once "
+        "Spark is up ($ORDERLAKE_SPARK_LOG_LEVEL, when set, wins)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", **defaults,
+        help="print the Python traceback of an error before its one-line message",
+    )
+
+
 def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
-    return sub.add_parser(
+    parser = sub.add_parser(
         name,
         help=summary,
         description=description,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _output_options(parser, top=False)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -456,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"orderlake {_version()}")
+    _output_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = _command(
@@ -651,20 +671,25 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     from orderlake.engine.interrupt import STOP, Interrupted
 
-    _quiet_python_loggers()
     args = build_parser().parse_args(argv)
+    _set_verbosity(args.verbose)
     from orderlake.errors import OrderlakeError
 
     try:
         return int(args.func(args) or 0)
     except OrderlakeError as exc:  # every error raised on purpose: its class names the code
+        _traceback(args)
         print(f"orderlake: {_describe(exc)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `orderlake events | head`: the reader has all it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+        return EXIT_OK
     except KeyboardInterrupt:  # Ctrl-C in the instant pyspark's own handler was installed
         stopped = Interrupted(signal.SIGINT)
         print(f"orderlake: {stopped.describe()}", file=sys.stderr)
         return stopped.exit_code
     except Exception as exc:  # anything else: one clear line, then the type for bug reports
+        _traceback(args)
         if STOP.signum is not None:  # e.g. the JVM got the same SIGTERM and is gone
             stopped = Interrupted(STOP.signum)
             print(f"orderlake: {stopped.describe()}", file=sys.stderr)
@@ -689,6 +714,23 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, UpdateFailed):
         return f"update failed: {_one_line(exc)}"
     return _one_line(exc)
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    """--debug: the traceback of the error being handled, before its one line."""
+    if args.debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+
+
+def _set_verbosity(verbose: int) -> None:
+    """Quiet unless asked: -v lets Spark's log4j output through at WARN, -vv at INFO (the
+    session reads ORDERLAKE_SPARK_LOG_LEVEL, which wins when the user set it)."""
+    if not verbose:
+        _quiet_python_loggers()
+        return
+    os.environ.setdefault("ORDERLAKE_SPARK_LOG_LEVEL", "WARN" if verbose == 1 else "INFO")
 
 
 def _quiet_python_loggers() -> None:
