@@ -6,8 +6,8 @@ the update rejected files or quarantined rows; 75 another update holds the lock 
 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM: the next update finishes what it left.
 The `remote` commands (Databricks workspace) have their own codes, see `orderlake remote -h`.
 
-Only the commands that run the pipeline start Spark; `show`, `quarantine`, `report`, `conf`
-and `samples` read files alone and answer in about a second.
+Only the commands that run the pipeline start Spark; `show`, `quarantine`, `events`,
+`report`, `conf` and `samples` read files alone and answer in about a second.
 """
 
 from __future__ import annotations
@@ -361,6 +361,24 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from orderlake.views.events import render, select
+    from orderlake.views.history import event_log
+
+    warehouse = _existing_warehouse(args)
+    found = select(
+        event_log(warehouse).events(),
+        update=args.update, event_type=args.type, flow=args.flow, level=args.level,
+    )
+    shown = found if args.limit == 0 else found[-args.limit:]
+    if args.json:
+        for event in shown:  # JSON Lines, as stored: `jq`, DuckDB and Spark read it as is
+            print(json.dumps(event, default=str))
+    else:
+        render(shown, len(found), print)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from orderlake.report import write_report
 
@@ -582,6 +600,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quarantine.add_argument("--json", action="store_true", help="print JSON: total and rows")
     quarantine.set_defaults(func=cmd_quarantine)
+
+    events = _command(
+        sub,
+        "events",
+        "the event log as a table: updates, flows, row counts (no Spark)",
+        "The pipeline's event log, like Databricks' event_log(): one row per event "
+        "(update_progress, flow_progress with row counts and rule results, the graph's "
+        "definitions), oldest first. Read from warehouse/_orderlake/event_log.jsonl, without "
+        "starting Spark; Spark reads the same file with spark.read.json(PATH).",
+    )
+    _warehouse_option(events)
+    events.add_argument("--update", metavar="N", help="only events of update N")
+    events.add_argument(
+        "--type", metavar="T",
+        help="only events of type T: update_progress, flow_progress, flow_definition, "
+        "dataset_definition",
+    )
+    events.add_argument("--flow", metavar="F", help="only events of flow F")
+    events.add_argument("--level", metavar="L", help="only events of level L (INFO, WARN, ERROR)")
+    events.add_argument(
+        "--limit", type=_non_negative(int), default=50, metavar="N",
+        help="the newest N matching events (default 50; 0 shows all)",
+    )
+    events.add_argument(
+        "--json", action="store_true",
+        help="print the events as stored, one JSON object per line (JSON Lines)",
+    )
+    events.set_defaults(func=cmd_events)
 
     report = _command(
         sub,

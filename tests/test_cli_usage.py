@@ -91,8 +91,8 @@ def test_version_help_and_conf():
     commands = {}
     for action in build_parser()._subparsers._group_actions:
         commands.update(action.choices)
-    assert {"run", "refresh", "watch", "show", "quarantine", "report", "conf", "check-rules",
-            "samples", "remote"} <= set(commands)
+    assert {"run", "refresh", "watch", "show", "quarantine", "events", "report", "conf",
+            "check-rules", "samples", "remote"} <= set(commands)
     for name, parser in commands.items():
         assert parser.description, f"{name} has no description"
         for option in parser._actions:

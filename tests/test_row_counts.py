@@ -79,7 +79,7 @@ def test_rows_in_add_up_across_a_first_load_and_a_merge(tmp_path, make_pipeline,
     target = spark.read.format("delta").load(str(pipeline.table_path("orders_target")))
     assert target.count() == len(keys) + len(inserted)
 
-    # show --json and show print the same buckets, never a dict
+    # show --json, show and events print the same buckets, never a dict
     where = ["--volume", str(tmp_path / "volume"), "--warehouse", str(tmp_path / "warehouse")]
     shown = json.loads(_cli("show", "--json", *where).stdout)
     [flow] = [f for f in shown["updates"][-1]["flows"] if f["flow"] == "orders_target"]
@@ -95,3 +95,6 @@ def test_rows_in_add_up_across_a_first_load_and_a_merge(tmp_path, make_pipeline,
     )
     text = _cli("show", *where).stdout
     assert f"flow orders_target: {line}" in text and "{" not in text
+    events = _cli("events", "--type", "flow_progress", "--update", "2",
+                  "--warehouse", str(tmp_path / "warehouse")).stdout
+    assert f"orders_target: {line}" in events and "{" not in events
