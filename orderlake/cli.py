@@ -6,8 +6,8 @@ the update rejected files or quarantined rows; 75 another update holds the lock 
 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM: the next update finishes what it left.
 The `remote` commands (Databricks workspace) have their own codes, see `orderlake remote -h`.
 
-Only the commands that run the pipeline start Spark; `show`, `quarantine`, `report`, `conf`
-and `samples` read files alone and answer in about a second.
+Only the commands that run the pipeline start Spark; `show`, `quarantine`, `events`,
+`report`, `conf` and `samples` read files alone and answer in about a second.
 """
 
 from __future__ import annotations
@@ -228,7 +228,8 @@ def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
 def _report(result: Any) -> None:
     _say(
         f"update {result.update_id} done in {result.seconds:.1f}s: {result.files_loaded} file(s) "
-        f"loaded, {result.files_rejected} rejected, {result.bronze_rows:,} rows into bronze"
+        f"loaded, {result.files_empty} empty, {result.files_rejected} rejected, "
+        f"{result.bronze_rows:,} rows into bronze"
     )
     for ingested in result.ingest:
         for name, reason in ingested.rejected:
@@ -360,6 +361,24 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from orderlake.views.events import render, select
+    from orderlake.views.history import event_log
+
+    warehouse = _existing_warehouse(args)
+    found = select(
+        event_log(warehouse).events(),
+        update=args.update, event_type=args.type, flow=args.flow, level=args.level,
+    )
+    shown = found if args.limit == 0 else found[-args.limit:]
+    if args.json:
+        for event in shown:  # JSON Lines, as stored: `jq`, DuckDB and Spark read it as is
+            print(json.dumps(event, default=str))
+    else:
+        render(shown, len(found), print)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from orderlake.report import write_report
 
@@ -437,14 +456,33 @@ def cmd_samples(args: argparse.Namespace) -> int:
 # --- the parser -----------------------------------------------------------------------------
 
 
+def _output_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """-v and --debug, before or after the command (`orderlake -v run` = `orderlake run -v`).
+
+    After the command they default to SUPPRESS, so they never undo the same flag given
+    before it."""
+    defaults: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "-v", "--verbose", action="count", **({"default": 0} if top else defaults),
+        help="let Spark's own (JVM, log4j) output through: -v at WARN, -vv at INFO once "
+        "Spark is up ($ORDERLAKE_SPARK_LOG_LEVEL, when set, wins)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", **defaults,
+        help="print the Python traceback of an error before its one-line message",
+    )
+
+
 def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
-    return sub.add_parser(
+    parser = sub.add_parser(
         name,
         help=summary,
         description=description,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _output_options(parser, top=False)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"orderlake {_version()}")
+    _output_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = _command(
@@ -562,6 +601,34 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--json", action="store_true", help="print JSON: total and rows")
     quarantine.set_defaults(func=cmd_quarantine)
 
+    events = _command(
+        sub,
+        "events",
+        "the event log as a table: updates, flows, row counts (no Spark)",
+        "The pipeline's event log, like Databricks' event_log(): one row per event "
+        "(update_progress, flow_progress with row counts and rule results, the graph's "
+        "definitions), oldest first. Read from warehouse/_orderlake/event_log.jsonl, without "
+        "starting Spark; Spark reads the same file with spark.read.json(PATH).",
+    )
+    _warehouse_option(events)
+    events.add_argument("--update", metavar="N", help="only events of update N")
+    events.add_argument(
+        "--type", metavar="T",
+        help="only events of type T: update_progress, flow_progress, flow_definition, "
+        "dataset_definition",
+    )
+    events.add_argument("--flow", metavar="F", help="only events of flow F")
+    events.add_argument("--level", metavar="L", help="only events of level L (INFO, WARN, ERROR)")
+    events.add_argument(
+        "--limit", type=_non_negative(int), default=50, metavar="N",
+        help="the newest N matching events (default 50; 0 shows all)",
+    )
+    events.add_argument(
+        "--json", action="store_true",
+        help="print the events as stored, one JSON object per line (JSON Lines)",
+    )
+    events.set_defaults(func=cmd_events)
+
     report = _command(
         sub,
         "report",
@@ -650,20 +717,25 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     from orderlake.engine.interrupt import STOP, Interrupted
 
-    _quiet_python_loggers()
     args = build_parser().parse_args(argv)
+    _set_verbosity(args.verbose)
     from orderlake.errors import OrderlakeError
 
     try:
         return int(args.func(args) or 0)
     except OrderlakeError as exc:  # every error raised on purpose: its class names the code
+        _traceback(args)
         print(f"orderlake: {_describe(exc)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `orderlake events | head`: the reader has all it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+        return EXIT_OK
     except KeyboardInterrupt:  # Ctrl-C in the instant pyspark's own handler was installed
         stopped = Interrupted(signal.SIGINT)
         print(f"orderlake: {stopped.describe()}", file=sys.stderr)
         return stopped.exit_code
     except Exception as exc:  # anything else: one clear line, then the type for bug reports
+        _traceback(args)
         if STOP.signum is not None:  # e.g. the JVM got the same SIGTERM and is gone
             stopped = Interrupted(STOP.signum)
             print(f"orderlake: {stopped.describe()}", file=sys.stderr)
@@ -688,6 +760,23 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, UpdateFailed):
         return f"update failed: {_one_line(exc)}"
     return _one_line(exc)
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    """--debug: the traceback of the error being handled, before its one line."""
+    if args.debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+
+
+def _set_verbosity(verbose: int) -> None:
+    """Quiet unless asked: -v lets Spark's log4j output through at WARN, -vv at INFO (the
+    session reads ORDERLAKE_SPARK_LOG_LEVEL, which wins when the user set it)."""
+    if not verbose:
+        _quiet_python_loggers()
+        return
+    os.environ.setdefault("ORDERLAKE_SPARK_LOG_LEVEL", "WARN" if verbose == 1 else "INFO")
 
 
 def _quiet_python_loggers() -> None:

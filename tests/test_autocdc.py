@@ -108,3 +108,35 @@ def test_matches_a_plain_python_scd1_model(spark, tmp_path_factory, batches):
         apply_batch(spark, frame, _flow(sequence_by=F.struct("seq", "n")), tmp / "t", tmp / "x", {})
     table = spark.read.format("delta").load(str(tmp / "t"))
     assert {r.k: r.v for r in table.collect()} == {k: v[2] for k, v in model.items()}
+
+
+def test_every_change_lands_in_one_bucket(spark, tmp_path):
+    """Where a batch's rows went adds up: a keyless row, a change collapsed into a later one
+    of its key, an older change the target's row wins over, a delete (its row gone), a delete
+    of a key the target never held, an insert and an update."""
+    flow = _flow(apply_as_deletes=F.expr("op = 'D'"))
+    schema = "k string, v string, seq int, op string"
+
+    def apply(rows):
+        return apply_batch(spark, spark.createDataFrame(rows, schema), flow, tmp_path / "t",
+                           tmp_path / "x", {})
+
+    first = apply([("a", "a1", 5, "u"), ("b", "b1", 5, "u"), ("c", "c1", 5, "u")])
+    assert first.accounting()["num_inserted_rows"] == 3
+    second = apply([
+        (None, "n", 9, "u"),                        # no key
+        ("a", "old", 4, "u"),                       # older than the stored a
+        ("b", "b2", 6, "u"), ("b", "b3", 7, "u"),   # b2 collapses into b3, an update
+        ("c", None, 6, "D"),                        # deletes c
+        ("d", None, 6, "D"),                        # a delete of a key never held
+        ("e", "e1", 1, "u"),                        # an insert
+    ])
+    assert second.accounting() == {
+        "num_null_key_rows": 1, "num_truncated_rows": 0, "num_collapsed_rows": 1,
+        "num_ignored_rows": 2, "num_inserted_rows": 1, "num_updated_rows": 1,
+        "num_deleted_rows": 1,
+    }
+    assert second.rows == 7 == sum(second.accounting().values())
+    # An upsert older than c's tombstone is ignored too, before the MERGE.
+    third = apply([("c", "late", 5, "u")])
+    assert (third.accounting()["num_ignored_rows"], third.rows) == (1, 1)

@@ -31,7 +31,7 @@ def test_run_then_show(tmp_path, drop_file):
     drop_file("b.csv", [order_row("TRK00000002", "2026-03-01T10:00:00Z")])
     ran = _cli("run", "--strict", *_where(tmp_path))
     assert ran.returncode == 3, ran.stderr[-2000:]  # --strict: a row was quarantined
-    assert "2 file(s) loaded, 0 rejected, 2 rows into bronze" in ran.stdout
+    assert "2 file(s) loaded, 0 empty, 0 rejected, 2 rows into bronze" in ran.stdout
     assert ran.stderr.strip() == (
         "orderlake: --strict: update 1 rejected 0 file(s) and quarantined 1 row(s)"
     )

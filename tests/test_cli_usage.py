@@ -4,6 +4,7 @@ every command and option, `--version`, `conf`, `samples` never overwriting a fil
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,8 +91,8 @@ def test_version_help_and_conf():
     commands = {}
     for action in build_parser()._subparsers._group_actions:
         commands.update(action.choices)
-    assert {"run", "refresh", "watch", "show", "quarantine", "report", "conf", "check-rules",
-            "samples", "remote"} <= set(commands)
+    assert {"run", "refresh", "watch", "show", "quarantine", "events", "report", "conf",
+            "check-rules", "samples", "remote"} <= set(commands)
     for name, parser in commands.items():
         assert parser.description, f"{name} has no description"
         for option in parser._actions:
@@ -102,3 +103,26 @@ def test_version_help_and_conf():
 
     for key in DEFAULTS:
         assert key in conf.stdout
+
+
+def test_debug_prints_the_traceback_before_the_one_line(tmp_path):
+    missing = ["--warehouse", str(tmp_path / "none")]
+    quiet = _cli("show", *missing)
+    _one_line_error(quiet, "no warehouse at")
+    for args in (["--debug", "show", *missing], ["show", "--debug", *missing]):
+        loud = _cli(*args)
+        assert loud.returncode == 2
+        lines = loud.stderr.strip().splitlines()
+        assert lines[0] == "Traceback (most recent call last):", loud.stderr
+        assert "UsageError: no warehouse at" in loud.stderr
+        assert lines[-1] == quiet.stderr.strip()  # the one line still comes last
+
+
+def test_verbose_lets_spark_log_through():
+    """-v: Spark's log4j lines on stderr (quiet runs have none: test_cli checks their stderr
+    whole)."""
+    loud = _cli("check-rules", "-v")
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    log4j = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN \w+", re.MULTILINE)
+    assert log4j.search(loud.stderr), loud.stderr[-2000:]
+    assert "rules OK" in loud.stdout

@@ -42,7 +42,7 @@ def test_batches_upsert_check_quarantine_reject_and_archive(
     pipeline = make_pipeline()
     first = pipeline.update()
 
-    assert first.files_loaded == 2 and first.files_rejected == 1
+    assert first.files_loaded == 1 and first.files_empty == 1 and first.files_rejected == 1
     assert _names(volume / "source") == set()
     assert _names(volume / "archive") == {"day1.csv", "header_only.csv"}
     assert _names(volume / "rejected") == {"no_key.csv", "no_key.csv.error.txt"}

@@ -126,6 +126,14 @@ def test_the_report_renders_in_chromium(browser, report, built_warehouse):
         negative = next(r for r in samples if r[0] == "amount_not_negative")
         assert negative[2:4] == ["day1.csv", "3"]
         assert negative[5] == built_warehouse["lines"]["day1.csv"][2]
+        archive = built_warehouse["volume"] / "archive"
+        assert negative[6] == str(archive / "day1.csv")  # where the file is now
+        assert page.evaluate(TABLE + "('files')") == [
+            ["day2.csv", "loaded", str(archive / "day2.csv")]
+        ]
+        # the last update's AUTO CDC rows, bucket by bucket, adding up to the rows in
+        went = page.evaluate(TABLE + "('rows-went')")
+        assert went == [["orders_target", "2", "1", "0", "0", "0", "1", "0"]]
         rejected = page.evaluate(TABLE + "('rejected')")
         assert [r[:2] for r in rejected] == [
             [r["file"], r["reason"]] for r in data["rejected_files"]

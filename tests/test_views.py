@@ -40,6 +40,17 @@ def test_show_json_counts_match_spark(built_warehouse, spark):
     first, second = data["updates"]
     assert (first["state"], second["state"]) == ("COMPLETED", "COMPLETED")
     assert first["files_rejected"] == 1 and first["bronze_rows"] == 4
+    volume = built_warehouse["volume"]
+    assert {(f["file"], f["outcome"], f["moved_to"]) for f in first["files"]} == {
+        ("day1.csv", "loaded", str(volume / "archive" / "day1.csv")),
+        ("header_only.csv", "empty", str(volume / "archive" / "header_only.csv")),
+        ("broken.csv", "rejected", str(volume / "rejected" / "broken.csv")),
+    }
+    [target] = [f for f in first["flows"] if f["flow"] == "orders_target"]
+    assert target["rows_in"] == 4 and target["rows_went"]["quarantined"] == 2
+    assert target["rows_went"]["inserted"] == 2 and sum(target["rows_went"].values()) == 4
+    # header_only.csv is archived and counted as empty, not as loaded
+    assert (first["files_loaded"], first["files_empty"]) == (1, 1)
     assert first["quarantined"] == 2 and second["quarantined"] == 1
     assert second["bronze_rows"] == 2 and second["seconds"] > 0
     rules = {
@@ -59,19 +70,27 @@ def test_show_text_names_tables_updates_and_rules(built_warehouse):
     assert "orders_target                   2 rows" in out
     assert "rejected broken.csv:" in out
     assert "update 2: COMPLETED" in out
+    assert "1 file(s) loaded, 1 empty, 1 rejected, 4 rows into bronze" in out
+    archive = built_warehouse["volume"] / "archive"
+    assert f"day2.csv: loaded, now {archive / 'day2.csv'}" in out
+    # the last update's AUTO CDC flow: its rows in, bucket by bucket
+    assert ("flow orders_target: 2 rows in = 1 quarantined + 0 collapsed into a later change"
+            " + 0 ignored as older + 0 inserted + 1 updated + 0 deleted") in out
+    assert "{" not in out
     assert "quarantined for amount_not_negative: 1" in out
     assert "order_id_present" in out and "failed        1" in out
 
 
 def test_show_loads_no_spark(built_warehouse):
-    """The look-up commands read files only: neither pyspark nor databricks-sdk is imported."""
+    """The look-up commands read files only: neither pyspark nor databricks-sdk is imported
+    (so `events`, like `show`, answers in well under a second)."""
     code = (
         "import sys, io, contextlib\n"
         "from orderlake.cli import main\n"
         f"args = {_where(built_warehouse)!r}\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    codes = [main(['show', *args]), main(['quarantine', '--warehouse', args[3]]),\n"
-        "             main(['report', *args])]\n"
+        "             main(['report', *args]), main(['events', '--warehouse', args[3]])]\n"
         "heavy = {'pyspark', 'py4j', 'databricks'}\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
         "print(codes, heavy)\n"
@@ -80,7 +99,7 @@ def test_show_loads_no_spark(built_warehouse):
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=REPO, timeout=300)
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip() == "[0, 0, 0] []"
+    assert ran.stdout.strip() == "[0, 0, 0, 0] []"
 
 
 def test_quarantine_lists_rows_as_sent(built_warehouse):
@@ -92,6 +111,14 @@ def test_quarantine_lists_rows_as_sent(built_warehouse):
     negative = by_key[("day1.csv", 3)]
     assert negative["failed_rules"] == ["amount_not_negative"]
     assert negative["text"] == built_warehouse["lines"]["day1.csv"][2]
+    # `path` is where the row was loaded from (`_source_file`); `now` where the file is today
+    volume = built_warehouse["volume"]
+    assert negative["path"].endswith("/source/day1.csv")
+    assert negative["now"] == str(volume / "archive" / "day1.csv")
+    assert by_key[("day2.csv", 2)]["now"] == str(volume / "archive" / "day2.csv")
+    text = _cli("quarantine", "--file", "day2.csv", "--warehouse",
+                str(built_warehouse["warehouse"])).stdout
+    assert f"file now at {volume / 'archive' / 'day2.csv'}" in text
     assert "well_formed_row" in by_key[("day1.csv", 4)]["failed_rules"]
     assert by_key[("day2.csv", 2)]["failed_rules"] == ["order_id_present"]
 

@@ -63,8 +63,8 @@ def _expectations(history: list[dict[str, Any]]) -> dict[str, Any]:
     return {"updates": ids, "rules": dict(rules)}
 
 
-def _quarantine(warehouse: Path) -> dict[str, Any]:
-    rows = quarantined(warehouse)
+def _quarantine(warehouse: Path, events: list[dict]) -> dict[str, Any]:
+    rows = quarantined(warehouse, events=events)
     reasons: dict[str, int] = defaultdict(int)
     samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -89,6 +89,6 @@ def collect(volume: Path, warehouse: Path) -> dict[str, Any]:
         "tables": tables(warehouse),
         "updates": history,
         "expectations": _expectations(history),
-        "quarantine": _quarantine(warehouse),
+        "quarantine": _quarantine(warehouse, events),
         "rejected_files": rejected_files(volume),
     }

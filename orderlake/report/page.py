@@ -96,10 +96,39 @@ def _quarantine_section(data: dict[str, Any]) -> str:
                 escape(rule), _n(count), escape(sample["file"]), _n(sample["row"]),
                 escape(", ".join(sample["failed_rules"])),
                 f'<span class="text">{escape(sample["text"])}</span>',
+                f'<code>{escape(sample.get("now") or "")}</code>',
             ])
-    headers = ["rule", "rows failing it", "file", "row", "all failed rules", "text as sent"]
+    headers = ["rule", "rows failing it", "file", "row", "all failed rules", "text as sent",
+               "file now at"]
     intro = f"<p>{quarantine['total']:,} quarantined row(s); up to 5 samples per rule.</p>"
     return intro + _table(headers, rows, "quarantine", {1, 3})
+
+
+def _rows_section(data: dict[str, Any]) -> str:
+    """Where each AUTO CDC flow's rows went in the last update: the buckets add up to the
+    rows in (`orderlake.engine.run.accounting`)."""
+    last = data["updates"][-1] if data["updates"] else {"flows": []}
+    flows = [f for f in last["flows"] if f.get("rows_went") is not None]
+    labels: list[str] = []
+    for flow in flows:
+        labels.extend(label for label in flow["rows_went"] if label not in labels)
+    rows = [
+        [escape(f["flow"]), _n(f["rows_in"]), *[_n(f["rows_went"].get(lb, 0)) for lb in labels]]
+        for f in flows
+    ]
+    numeric = set(range(1, len(labels) + 2))
+    return _table(["flow", "rows in", *labels], rows, "rows-went", numeric)
+
+
+def _files_section(data: dict[str, Any]) -> str:
+    """The last update's files: what each was, and where it is now (rows keep the path they
+    were loaded from, in `_source_file`)."""
+    last = data["updates"][-1] if data["updates"] else {"files": []}
+    rows = [
+        [escape(f["file"]), escape(f["outcome"]), f'<code>{escape(f["moved_to"])}</code>']
+        for f in last.get("files") or []
+    ]
+    return _table(["file", "outcome", "now at"], rows, "files", set())
 
 
 def _rejected_section(data: dict[str, Any]) -> str:
@@ -241,6 +270,12 @@ wrote in the last update.</p>
 <h2>Updates</h2>
 <div id="updates-chart" class="chart"></div>
 {_updates_section(data)}
+<h3>Where the rows went (last update)</h3>
+<p class="meta">Each AUTO CDC flow's rows in, bucket by bucket: the buckets add up to the rows
+in.</p>
+{_rows_section(data)}
+<h3>Files of the last update</h3>
+{_files_section(data)}
 <h2>Expectations</h2>
 <p class="meta">Rows failing each rule, per update (hover for passed rows).</p>
 <div id="expectations-chart" class="chart"></div>

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orderlake.engine.run.accounting import breakdown
 from orderlake.engine.run.eventlog import EventLog
 
 
@@ -25,6 +26,8 @@ class FlowSummary:
     metrics: dict[str, int] = field(default_factory=dict)
     dropped: int | None = None
     expectations: list[dict[str, Any]] = field(default_factory=list)
+    # AUTO CDC: where the rows in went, label -> rows, adding up to rows_in (accounting.py)
+    rows_went: dict[str, int] | None = None
 
 
 @dataclass
@@ -40,6 +43,8 @@ class UpdateSummary:
     files_empty: int = 0
     files_rejected: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
+    # each file the update listed: file, outcome, source (its path when loaded), moved_to
+    files: list[dict[str, Any]] = field(default_factory=list)
     bronze_rows: int = 0
     quarantined: int = 0
     flows: list[FlowSummary] = field(default_factory=list)
@@ -90,6 +95,8 @@ def _add_flow(summary: UpdateSummary, name: str, details: dict[str, Any]) -> Non
         dropped=quality.get("dropped_records"),
         expectations=list(quality.get("expectations") or []),
     )
+    parts = breakdown(metrics)
+    flow.rows_went = None if parts is None else dict(parts)
     summary.flows.append(flow)
     if "num_files_loaded" in metrics:  # an Auto Loader flow
         summary.files_loaded += int(metrics.get("num_files_loaded", 0))
@@ -97,6 +104,7 @@ def _add_flow(summary: UpdateSummary, name: str, details: dict[str, Any]) -> Non
         summary.files_rejected += int(metrics.get("num_files_rejected", 0))
         summary.bronze_rows += flow.rows_out
         summary.rejected.extend(details.get("rejected_files") or [])
+        summary.files.extend(details.get("files") or [])
     if flow.dropped:
         summary.quarantined = max(summary.quarantined, int(flow.dropped))
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from orderlake.views.delta_snapshot import read_rows, snapshot
+from orderlake.views.history import event_log
+from orderlake.views.locations import file_moves, move_of, where_now
 
 QUARANTINE_TABLE = "orders_quarantine"
 
@@ -44,12 +46,16 @@ def quarantined(
     rule: str | None = None,
     file: str | None = None,
     limit: int | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Quarantined rows, oldest load first: file, row number (1 = first row after the
-    header), failed rules, text as sent. `file` matches the file name or its full path."""
+    header), failed rules, text as sent, and where the file went (`moved_to`, as the event
+    log recorded it) and is now (`now`: that path while the file is there, else None). `file`
+    matches the file name or its full path."""
     snap = snapshot(Path(warehouse) / "tables" / QUARANTINE_TABLE)
     if snap is None:
         return []
+    moves = file_moves(event_log(warehouse).events() if events is None else events)
     sent = _contract_columns(snap.schema)
     columns = [*sent, "_rescued_data", "_failed_rules", "_source_file", "_row_position",
                "_ingested_at"]
@@ -64,10 +70,13 @@ def quarantined(
         ):
             continue
         position = row.get("_row_position")
+        move = move_of(moves, source, row.get("_ingested_at"))
         found.append(
             {
                 "file": _file_name(source),
                 "path": source,
+                "moved_to": move.moved_to if move else None,
+                "now": where_now(move),
                 "row": None if position is None else int(position) + 1,
                 "failed_rules": rules,
                 "text": row_text(row, sent),
@@ -86,5 +95,9 @@ def render(rows: list[dict[str, Any]], total: int, out: Callable[[str], None]) -
     for row in rows:
         out(f"{row['file']} row {row['row']}: failed {', '.join(row['failed_rules'])}")
         out(f"  {row['text']}")
+        if row["now"]:
+            out(f"  file now at {row['now']}")
+        elif row["moved_to"]:
+            out(f"  file moved to {row['moved_to']}, no longer there (moved or deleted since)")
     if total > len(rows):
         out(f"({len(rows)} of {total} rows shown; --limit N shows more)")

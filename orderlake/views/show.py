@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orderlake.engine.autoloader.files import list_source
+from orderlake.engine.run.accounting import sentence
 from orderlake.views.delta_snapshot import SnapshotError, read_rows, snapshot
 from orderlake.views.history import updates
 
@@ -110,7 +111,8 @@ def render(data: dict[str, Any], out: Callable[[str], None]) -> None:
         seconds = "" if update["seconds"] is None else f" in {update['seconds']:.1f}s"
         out(
             f"  update {update['update_id']}: {update['state']}{seconds}, "
-            f"{update['files_loaded']} file(s) loaded, {update['files_rejected']} rejected, "
+            f"{update['files_loaded']} file(s) loaded, {update['files_empty']} empty, "
+            f"{update['files_rejected']} rejected, "
             f"{update['bronze_rows']:,} rows into bronze, {update['quarantined']:,} quarantined"
         )
         if update["error"]:
@@ -118,11 +120,30 @@ def render(data: dict[str, Any], out: Callable[[str], None]) -> None:
     _checks(data["updates"][-1], out)
 
 
+FILES_SHOWN = 10
+
+
+def _files(update: dict[str, Any], out: Callable[[str], None]) -> None:
+    """Where each file of the update went (rows keep the path they were loaded from)."""
+    files = update.get("files") or []
+    if not files:
+        return
+    out(f"last update ({update['update_id']}): files, and where they are now")
+    for record in files[:FILES_SHOWN]:
+        gone = "" if Path(record["moved_to"]).exists() else " (no longer there)"
+        out(f"  {record['file']}: {record['outcome']}, now {record['moved_to']}{gone}")
+    if len(files) > FILES_SHOWN:
+        out(f"  ... {len(files) - FILES_SHOWN} more (show --json lists them all)")
+
+
 def _checks(update: dict[str, Any], out: Callable[[str], None]) -> None:
+    _files(update, out)
     out(f"last update ({update['update_id']}): flows and checks")
     for flow in update["flows"]:
         rows_in = "" if flow["rows_in"] is None else f"{flow['rows_in']:,} rows in, "
-        out(f"  flow {flow['flow']}: {rows_in}{flow['rows_out']:,} written")
+        written = f"{rows_in}{flow['rows_out']:,} written"
+        said = sentence(flow["rows_in"], flow["metrics"]) or written
+        out(f"  flow {flow['flow']}: {said}")
         if flow["dropped"] is not None:
             out(f"    dropped rows: {flow['dropped']:,}")
         for rule in flow["expectations"]:

@@ -71,12 +71,20 @@ def test_users_example_scd_type_1(spark, tmp_path):
     """https://docs.databricks.com/aws/en/ldp/cdc (SCD type 1: the latest change per key,
     deletes applied, the out-of-order changes at sequence 5 lose to those at 6). The expected
     rows are the page's output table after the SCD type 1 example (checked, see the top)."""
-    _apply(spark, tmp_path, _users_flow(), USERS)
+    result = _apply(spark, tmp_path, _users_flow(), USERS)
     assert _rows(spark, tmp_path, SCD1_COLUMNS) == {
         (124, "Raul", "Oaxaca"),
         (125, "Mercedes", "Guadalajara"),
         (126, "Lily", "Cancun"),
     }
+    # Every change in one bucket: 123 and 125 have a later change in the batch (2 each
+    # collapsed); 123's latest is a DELETE of a key the empty target does not hold (ignored).
+    assert result.accounting() == {
+        "num_null_key_rows": 0, "num_truncated_rows": 0, "num_collapsed_rows": 4,
+        "num_ignored_rows": 1, "num_inserted_rows": 3, "num_updated_rows": 0,
+        "num_deleted_rows": 0,
+    }
+    assert result.rows == len(USERS) == sum(result.accounting().values())
 
 
 def test_users_example_scd_type_1_with_truncate(spark, tmp_path):
@@ -84,8 +92,13 @@ def test_users_example_scd_type_1_with_truncate(spark, tmp_path):
     empties the table; only the changes sequenced after it remain). The page: "records 124 and
     126 are truncated due to the TRUNCATE operation at sequenceNum=3", leaving 125 (checked)."""
     flow = _users_flow(apply_as_truncates=F.expr("operation = 'TRUNCATE'"))
-    _apply(spark, tmp_path, flow, [*USERS, TRUNCATE])
+    result = _apply(spark, tmp_path, flow, [*USERS, TRUNCATE])
     assert _rows(spark, tmp_path, SCD1_COLUMNS) == {(125, "Mercedes", "Guadalajara")}
+    # the TRUNCATE and the four changes before it; then 123 and 125 collapse to one each
+    accounting = result.accounting()
+    assert (accounting["num_truncated_rows"], accounting["num_null_key_rows"]) == (5, 0)
+    assert (accounting["num_collapsed_rows"], accounting["num_ignored_rows"]) == (2, 1)
+    assert accounting["num_inserted_rows"] == 1 and result.rows == 9
 
 
 def test_truncate_in_a_later_batch_removes_the_older_rows_in_one_commit(spark, tmp_path):
@@ -95,8 +108,11 @@ def test_truncate_in_a_later_batch_removes_the_older_rows_in_one_commit(spark, t
     _apply(spark, tmp_path, flow, USERS[:4])
     log = tmp_path / "target" / "_delta_log"
     before = len(list(log.glob("*.json")))
-    _apply(spark, tmp_path, flow, [TRUNCATE, (127, "Ana", "Puebla", "INSERT", 4)])
+    result = _apply(spark, tmp_path, flow, [TRUNCATE, (127, "Ana", "Puebla", "INSERT", 4)])
     assert _rows(spark, tmp_path, SCD1_COLUMNS) == {(127, "Ana", "Puebla")}
+    # the stored rows it removed are not rows of the batch: counted apart
+    assert (result.rows, result.truncated, result.inserted) == (2, 1, 1)
+    assert (result.deleted, result.target_truncated) == (0, 4)
     assert len(list(log.glob("*.json"))) == before + 1
 
 

@@ -26,7 +26,7 @@ def test_a_null_constraint_result_counts_as_failed_everywhere(spark):
     twice = rows.select("id", passes(null_fails(constraint)).alias("ok")).collect()
     assert {r.id: r.ok for r in twice} == {1: False, 2: True}
 
-    # the local engine's expectations (engine/expectations.py)
+    # the local engine's expectations (engine/run/expectations.py)
     checked = enforce(rows, [Expectation("positive", constraint, "drop")], "t")
     assert [r.id for r in checked.kept.collect()] == [2]
     assert checked.report().counts == {"positive": (1, 1)}

@@ -146,18 +146,29 @@ def _check_text(path: AnyPath) -> bool:
     return offset > 0
 
 
-def _read_header(path: AnyPath) -> list[str] | None:
+def _read_header(path: AnyPath) -> tuple[list[str] | None, bool]:
+    """(the header's fields, or None when the first line is blank; whether a row follows)."""
     with _open_bytes(path) as stream:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         first = text.readline(_HEADER_LIMIT)
         if not first.strip():
-            return None
+            return None, False
         if len(first) >= _HEADER_LIMIT and not first.endswith(("\n", "\r")):
             raise _Reject("first line is longer than 1 MiB: not a CSV header")
         try:
-            return next(csv.reader([first]))
+            header = next(csv.reader([first]))
         except (csv.Error, StopIteration) as exc:
             raise _Reject(f"header line is not valid CSV ({exc})") from None
+        return header, _has_row_after(text)
+
+
+def _has_row_after(text: io.TextIOBase) -> bool:
+    """Does anything but line breaks follow the header? Spark skips empty lines only (a line
+    of spaces is a row, a malformed one), so a header and line breaks make an empty file."""
+    while chunk := text.read(_CHUNK):
+        if chunk.strip("\r\n"):
+            return True
+    return False
 
 
 def name_problem(relpath: str) -> str | None:
@@ -183,7 +194,7 @@ def inspect_file(
         has_content = _check_text(path)
         if not has_content:
             return Inspection("empty")
-        raw_header = _read_header(path)
+        raw_header, has_rows = _read_header(path)
         if raw_header is None:
             return Inspection("reject", reason="no header row (the first line is empty)")
         header = tuple(_header_name(h) for h in raw_header)
@@ -209,7 +220,8 @@ def inspect_file(
                 "reject",
                 reason=f"required columns missing from the header: {', '.join(missing)}{hint}",
             )
-        return Inspection("load", header=header)
+        # A header and no row: nothing to load, archived and counted as empty (not loaded).
+        return Inspection("load" if has_rows else "empty", header=header)
     except _Reject as exc:
         return Inspection("reject", reason=str(exc))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:

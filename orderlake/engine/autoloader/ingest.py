@@ -49,6 +49,18 @@ class IngestError(ConfigurationError, RuntimeError):
     """A flow reads cloudFiles in a way the local engine cannot ingest."""
 
 
+@dataclass(frozen=True)
+class FileRecord:
+    """Where one file of an update went. Rows keep `_source_file` (its path when loaded, as
+    Databricks' `_metadata.file_path` does); this answers where the file is now."""
+
+    file: str  # relative to the source folder
+    outcome: str  # loaded | empty | rejected | deferred (rewritten while read: still in source/)
+    source: str  # its path when listed
+    moved_to: str  # its path after the update: in archive/ or rejected/ (deferred: source)
+    update_id: int  # the update that listed it (an earlier one when this update recovered it)
+
+
 @dataclass
 class IngestResult:
     flow: str
@@ -58,6 +70,7 @@ class IngestResult:
     deferred: list[str] = field(default_factory=list)  # changed while being read: next update
     rows: int = 0
     recovered_updates: list[int] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -109,10 +122,18 @@ def _archive(manifest: Manifest, source: AnyPath, result: IngestResult) -> None:
         seen = SourceFile(planned.relpath, planned.size, planned.mtime_ns)
         if src.exists() and not stat_matches(src, seen):
             result.deferred.append(planned.relpath)  # rewritten since listing: load it again
+            result.files.append(_record(manifest, planned, "deferred", str(src)))
             continue
         STOP.check()
         move(src, as_path(planned.dest))
         kill_point("archive_move")
+        outcome = "loaded" if planned.outcome == "load" else "empty"
+        result.files.append(_record(manifest, planned, outcome, planned.dest))
+
+
+def _record(manifest: Manifest, planned: PlannedFile, outcome: str, now: str) -> FileRecord:
+    source = str(as_path(manifest.source) / planned.relpath)
+    return FileRecord(planned.relpath, outcome, source, now, manifest.update_id)
 
 
 def recover(ctx: IngestContext, flow: QueryFlow, table: AnyPath, result: IngestResult) -> None:
@@ -180,6 +201,7 @@ def _reject(manifest: Manifest, source: AnyPath, update_id: int, result: IngestR
         move(source / planned.relpath, dest)
         kill_point("reject_move")
         result.rejected.append((planned.relpath, planned.reason))
+        result.files.append(_record(manifest, planned, "rejected", str(dest)))
 
 
 def run_ingest(

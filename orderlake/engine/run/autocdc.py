@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,14 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StructType
 
-from orderlake.engine.delta_log import holds_no_rows, is_delta_table, latest_commit_info
+from orderlake.engine.delta_log import (
+    holds_no_rows,
+    is_delta_table,
+    latest_commit_info,
+    latest_version,
+)
 from orderlake.engine.dp.graph import AutoCdcFlow
+from orderlake.engine.run.observed import RowCounts
 
 SEQUENCE_COLUMN = "__cdc_sequence"
 DELETE_COLUMN = "__cdc_delete"
@@ -42,8 +48,31 @@ class CdcResult:
 
     inserted: int
     updated: int
-    deleted: int
+    deleted: int  # target rows a change of the batch deleted
     changes: int = 0  # the latest change per key the batch held (what went into the MERGE)
+    # Where the batch's rows went besides (SCD1; None when not counted, e.g. a skipped write):
+    # rows in the batch, rows with a NULL key, rows dropped by a TRUNCATE in the batch, rows
+    # collapsed into a later change of their key, changes that changed nothing.
+    rows: int | None = None
+    null_keys: int = 0
+    truncated: int = 0
+    collapsed: int = 0
+    ignored: int = 0
+    target_truncated: int = 0  # stored rows a TRUNCATE removed (not rows of the batch)
+
+    def accounting(self) -> dict[str, int] | None:
+        """The `num_*_rows` metrics (`accounting.py`) this batch fills, or None."""
+        if self.rows is None:
+            return None
+        return {
+            "num_null_key_rows": self.null_keys,
+            "num_truncated_rows": self.truncated,
+            "num_collapsed_rows": self.collapsed,
+            "num_ignored_rows": self.ignored,
+            "num_inserted_rows": self.inserted,
+            "num_updated_rows": self.updated,
+            "num_deleted_rows": self.deleted,
+        }
 
 
 def value_columns(flow: AutoCdcFlow, source_columns: list[str]) -> list[str]:
@@ -166,16 +195,23 @@ def apply_batch(
     Commits carry `tag`; tables in `skip` hold this batch already (a replay) and are left."""
     if flow.scd_type == 2:
         return apply_scd2(spark, batch, flow, target_path, table_properties, tag, skip)
-    batch, truncated_before = _truncated_before(batch, flow)
-    values = value_columns(flow, batch.columns)
     key_present = F.lit(True)
     for key in flow.keys:
         key_present = key_present & F.col(key).isNotNull()
+    # Counted on the way by the write itself (observations): no Spark job of their own.
+    arriving = RowCounts(batch, rows=F.count(F.lit(1)), null_keys=_count(~key_present))
+    batch, truncated_before = _truncated_before(arriving.frame, flow)
+    values = value_columns(flow, batch.columns)
+    after_truncate: RowCounts | None = None
+    if flow.apply_as_truncates is not None:  # the TRUNCATE events are not keyless rows
+        after_truncate = RowCounts(batch, rows=F.count(F.lit(1)), null_keys=_count(~key_present))
+        batch = after_truncate.frame
     latest = _latest_per_key(batch.where(key_present), flow, values)
     deletes = flow.apply_as_deletes is not None
     if deletes:
         latest = latest.persist(StorageLevel.DISK_ONLY)  # read again for the tombstones
-    changes = latest
+    latest_counts = RowCounts(latest, rows=F.count(F.lit(1)))
+    changes = latest_counts.frame
     try:
         if deletes and is_delta_table(tombstone_path):
             tomb = spark.read.format("delta").load(str(tombstone_path))
@@ -193,9 +229,37 @@ def apply_batch(
             result = _first_load(changes, target_path, table_properties, tag)
         if deletes and tombstone_path not in skip:
             _record_tombstones(spark, changes, flow, tombstone_path, tag)
-        return result
+        if target_path in skip:
+            return result
+        return _accounted(result, arriving, after_truncate, latest_counts)
     finally:
         latest.unpersist()
+
+
+def _count(condition: Column) -> Column:
+    return F.sum(F.when(condition, 1).otherwise(0))
+
+
+def _accounted(
+    result: CdcResult, arriving: RowCounts, after_truncate: RowCounts | None, latest: RowCounts
+) -> CdcResult:
+    """The result with every row of the batch in one bucket; unchanged when a count is
+    missing (then nothing is claimed)."""
+    seen, changes = arriving.values(), latest.values()
+    kept = after_truncate.values() if after_truncate is not None else seen
+    if seen is None or changes is None or kept is None:
+        return result
+    with_key = kept["rows"] - kept["null_keys"]
+    applied = result.inserted + result.updated + result.deleted
+    return replace(
+        result,
+        changes=changes["rows"],
+        rows=seen["rows"],
+        null_keys=kept["null_keys"],
+        truncated=seen["rows"] - kept["rows"],
+        collapsed=with_key - changes["rows"],
+        ignored=changes["rows"] - applied,
+    )
 
 
 def _merge(
@@ -231,16 +295,21 @@ def _merge(
             merge = merge.whenNotMatchedBySourceDelete(
                 condition=F.col(f"t.{SEQUENCE_COLUMN}") < truncated_before
             )
+        before = latest_version(target_path)
         metrics = merge.execute().first()
     if metrics is None:
         return CdcResult(0, 0, 0)
-    info = latest_commit_info(target_path) or {}
-    source_rows = int((info.get("operationMetrics") or {}).get("numSourceRows", 0))
+    info = (latest_commit_info(target_path) or {}) if latest_version(target_path) != before else {}
+    commit = info.get("operationMetrics") or {}
+    deleted = int(metrics["num_deleted_rows"])
+    # A TRUNCATE's deletes are stored rows, not changes of the batch: counted apart.
+    truncated = int(commit.get("numTargetRowsNotMatchedBySourceDeleted", 0))
     return CdcResult(
         inserted=int(metrics["num_inserted_rows"]),
         updated=int(metrics["num_updated_rows"]),
-        deleted=int(metrics["num_deleted_rows"]),
-        changes=source_rows,
+        deleted=int(commit.get("numTargetRowsMatchedDeleted", deleted - truncated)),
+        changes=int(commit.get("numSourceRows", 0)),
+        target_truncated=truncated,
     )
 
 

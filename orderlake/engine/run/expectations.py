@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import weakref
 from dataclasses import dataclass
 from functools import reduce
@@ -14,6 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from orderlake.engine.dp.graph import Expectation
+from orderlake.engine.run.observed import observed_values
 from orderlake.errors import UpdateFailed
 from orderlake.transforms import passes
 
@@ -157,11 +157,7 @@ def _report(dataset: str, rules: tuple[Expectation, ...], row: Any) -> QualityRe
 
 def _observed(observation: Observation, timeout: float = 10.0) -> dict[str, Any] | None:
     """The observed counts; Spark posts them right after the write's job ends."""
-    found: dict[str, Any] = {}
-    waiter = threading.Thread(target=lambda: found.update(observation.get), daemon=True)
-    waiter.start()
-    waiter.join(timeout)
-    return found or None
+    return observed_values(observation, timeout)
 
 
 def enforce(

@@ -26,8 +26,8 @@ from orderlake.engine.delta_log import committed_since, is_delta_table, latest_v
 from orderlake.engine.dp.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.faults import kill_point
 from orderlake.engine.interrupt import STOP
-from orderlake.engine.run.autocdc import apply_batch, create_target
-from orderlake.engine.run.expectations import QualityReport, enforce
+from orderlake.engine.run.autocdc import CdcResult, apply_batch, create_target
+from orderlake.engine.run.expectations import Checked, QualityReport, enforce
 from orderlake.engine.run.flow_state import FlowRun, FlowStates
 from orderlake.engine.run.table_changes import read_appended, source_version
 
@@ -293,9 +293,8 @@ def _write_run(
             tag,
             done,
         )
-        for name in ("inserted", "updated", "deleted"):
-            key = f"num_{name}_rows"
-            progress.extra[key] = progress.extra.get(key, 0) + getattr(result, name)
+        for key, value in _accounting(item, rules, progress, rows_in, result).items():
+            progress.extra[key] = progress.extra.get(key, 0) + value
         written = result.inserted + result.updated
     elif ctx.table_path(target.name) in done:
         written = 0
@@ -311,6 +310,36 @@ def _write_run(
     progress.output_rows += written
     if progress.quality is not None and ctx.table_path(target.name) not in done:
         progress.quality.merge(rules.report())
+
+
+def _accounting(
+    item: _Planned, rules: Checked, progress: FlowProgress, rows_in: int, result: CdcResult
+) -> dict[str, int]:
+    """Where the run's input rows went, bucket by bucket (`accounting.py`): the rules'
+    drops, then what the AUTO CDC made of the rest. Counts the run already has (the rules'
+    observation, the MERGE's metrics, the CDC's observations), no job of their own."""
+    changed = {"num_inserted_rows": result.inserted, "num_updated_rows": result.updated,
+               "num_deleted_rows": result.deleted}
+    if result.target_truncated:
+        changed["num_target_rows_truncated"] = result.target_truncated
+    cdc = result.accounting()
+    if cdc is None:
+        replayed = item.recovered and result.rows is None and not any(changed.values())
+        if replayed and isinstance(item.flow, AutoCdcFlow) and item.flow.scd_type != 2:
+            # The interrupted update wrote this run; its counts were never logged.
+            return {**changed, **dict.fromkeys(_ZEROS, 0), "num_replayed_rows": rows_in}
+        return changed  # a figure is missing: no claim that the rows add up
+    views = sum(q.dropped for q in progress.view_quality.values())
+    dropped = rules.report().dropped + views
+    return {
+        **changed,
+        **cdc,
+        "num_quarantined_rows": dropped,
+        "num_filtered_rows": rows_in - dropped - (result.rows or 0),
+    }
+
+
+_ZEROS = ("num_quarantined_rows", "num_collapsed_rows", "num_ignored_rows")
 
 
 def _refresh_materialized_view(ctx: FlowContext, flow: Flow, progress: FlowProgress) -> None:

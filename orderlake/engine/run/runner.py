@@ -13,7 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pyspark.errors import AnalysisException
@@ -36,6 +36,7 @@ from orderlake.engine.dp.loader import DefinitionError, LocalSparkSession, load_
 from orderlake.engine.faults import kill_point
 from orderlake.engine.interrupt import STOP, Interrupted
 from orderlake.engine.lock import warehouse_lock
+from orderlake.engine.run.accounting import sentence
 from orderlake.engine.run.autocdc import empty_target
 from orderlake.engine.run.eventlog import EventLog
 from orderlake.engine.run.flow_state import FlowStates
@@ -60,7 +61,12 @@ class UpdateResult:
 
     @property
     def files_loaded(self) -> int:
-        return sum(len(i.loaded) + len(i.empty) for i in self.ingest)
+        """Files that gave rows (an empty or header-only file is counted in `files_empty`)."""
+        return sum(len(i.loaded) for i in self.ingest)
+
+    @property
+    def files_empty(self) -> int:
+        return sum(len(i.empty) for i in self.ingest)
 
     @property
     def files_rejected(self) -> int:
@@ -504,8 +510,11 @@ class LocalPipeline:
             for progress in run_flows(flow_ctx, wave):
                 self._register(progress.dataset)
                 result.flows.append(progress)
+                added_up = sentence(progress.input_rows, progress.extra)
                 self.progress(
-                    f"{progress.flow}: {progress.input_rows:,} rows in, "
+                    f"{progress.flow}: {added_up}"
+                    if added_up
+                    else f"{progress.flow}: {progress.input_rows:,} rows in, "
                     f"{progress.output_rows:,} written"
                 )
                 self.events.emit(
@@ -642,6 +651,8 @@ class LocalPipeline:
                 },
                 "rejected_files": [{"file": f, "reason": r} for f, r in ingested.rejected],
                 "deferred_files": ingested.deferred,
+                # where each file went: `_source_file` keeps the path it was loaded from
+                "files": [asdict(f) for f in ingested.files],
             },
         )
 
