@@ -725,6 +725,10 @@ def _main(argv: list[str] | None) -> int:
         return int(args.func(args) or 0)
     except OrderlakeError as exc:  # every error raised on purpose: its class names the code
         _traceback(args)
+        if STOP.signum is not None and not isinstance(exc, Interrupted):
+            # a signal came first: this error is what it did (e.g. the JVM got the same
+            # SIGTERM while the definitions loaded), so the stop is what to report
+            exc = Interrupted(STOP.signum)
         print(f"orderlake: {_describe(exc)}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # `orderlake events | head`: the reader has all it wanted

@@ -326,7 +326,8 @@ def _no_header(n: int):
 def _dup_header(n: int):
     name = f"c{n:02d}_dupheader.csv"
     data = body(line(n, 1) + ",X", header=HEADER + ",Amount")
-    return {name: data}, {}, lambda r: r.assert_rejected(name, "duplicated header columns: Amount, amount")
+    reason = "duplicated header columns: Amount, amount"
+    return {name: data}, {}, lambda r: r.assert_rejected(name, reason)
 
 
 @case(15, "header_reordered", "columns in another order", "loaded", "values mapped by name")

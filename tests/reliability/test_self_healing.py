@@ -167,6 +167,29 @@ def test_ctrl_c_while_spark_starts_is_one_clean_line_and_the_next_run_heals(
     check_all(pipeline_for(volume).spark, volume)
 
 
+def test_sigterm_to_the_group_while_the_definitions_load_is_a_stop_not_an_error(
+    volume, pipeline_for, tmp_path
+):
+    """The JVM gets the group's SIGTERM too and is gone before the loader's next py4j call:
+    found by the chaos test as exit 2, "orderlake: dlt/orders_pipeline.py:
+    ConnectionRefusedError". The error a signal caused is reported as the stop it is."""
+    volume.drop_generated(rows=200, files=2, seed=9, invalid_ratio=0.05)
+    proc = start_cli(
+        ["run", *volume_args(volume)],
+        tmp_path / "logs",
+        env={"ORDERLAKE_SLOW_AT": "definitions_loading:8"},
+    )
+    wait_for(lambda: "pausing" in output_of(proc), 600, "the run to load its definitions")
+    stopped = finish_cli(
+        proc, kill_when=lambda: True, kill_signal=signal.SIGTERM, to_group=True, timeout=600
+    )
+    assert stopped.returncode == 143, stopped.describe()
+    assert "stopped by SIGTERM" in _one_clean_line(stopped.stderr)
+    healed = finish_cli(start_cli(["run", *volume_args(volume)], tmp_path / "logs"), timeout=600)
+    assert healed.returncode == 0, healed.describe()
+    check_all(pipeline_for(volume).spark, volume)
+
+
 def test_a_tripped_fail_rule_says_what_to_do_and_show_names_it(volume, tmp_path):
     rules = tmp_path / "rules.yml"
     rules.write_text(

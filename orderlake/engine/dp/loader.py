@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from orderlake.engine.autoloader.reader import LocalAutoLoader
 from orderlake.engine.dp import api
 from orderlake.engine.dp.graph import PipelineGraph
+from orderlake.engine.faults import kill_point
 from orderlake.errors import ConfigurationError
 
 
@@ -185,6 +186,7 @@ def load_definitions(files: Sequence[Path], spark: LocalSparkSession) -> Pipelin
         with pipelines_api_bound():
             for path in files:
                 graph.loading = str(path)
+                kill_point("definitions_loading")
                 try:
                     runpy.run_path(str(path), init_globals={"spark": spark}, run_name=path.stem)
                 except Exception as exc:
