@@ -330,3 +330,85 @@ def test_expectations_on_an_auto_loader_table_are_refused_not_ignored(tmp_path, 
     (root / "dlt" / "raw.py").write_text(CLOUDFILES_TABLE_WITH_RULE)
     with pytest.raises(ConfigurationError, match="'raw_checked' loads cloudFiles and has exp"):
         _pipeline(tmp_path, spark, root)
+
+
+CLOUDFILES_TABLE = """
+from pyspark import pipelines as dp
+
+from orderlake.contract import RAW_SCHEMA
+from orderlake.settings import PipelineSettings
+from orderlake.source_options import autoloader_options
+
+settings = PipelineSettings.from_conf(spark.conf)
+
+
+@dp.table(name="raw_orders")
+@dp.expect("known_carrier", "carrier IN ('UPS', 'DHL')")
+{rule}
+def raw_orders():
+    return (
+        spark.readStream.format("cloudFiles")
+        .options(**autoloader_options(settings))
+        .schema(RAW_SCHEMA)
+        .load(settings.source_path)
+    )
+"""
+
+
+def _cloudfiles_bundle(tmp_path: Path, rule: str) -> Path:
+    """A bundle whose only table loads the files itself, with expectations on it."""
+    root = copy_bundle(tmp_path / "bundle")
+    (root / "dlt" / "orders_pipeline.py").unlink()
+    (root / "dlt" / "raw.py").write_text(CLOUDFILES_TABLE.format(rule=rule))
+    return root
+
+
+def test_expectations_on_a_table_that_loads_files_apply_as_the_rows_are_appended(
+    tmp_path, spark, drop_file
+):
+    """A bronze table reading cloudFiles with expectations (a common Databricks shape):
+    drop rules filter the appended rows, warn rules only count, both in the event log."""
+    drop_file(
+        "a.csv",
+        [
+            order_row("TRK00000001", "2026-03-01T10:00:00Z", amount="10.00"),
+            order_row("TRK00000002", "2026-03-01T10:00:00Z", amount="-1.00", carrier="DHL"),
+            order_row("TRK00000003", "2026-03-01T10:00:00Z", amount="7.00", carrier="FEDEX"),
+        ],
+    )
+    root = _cloudfiles_bundle(
+        tmp_path, '@dp.expect_or_drop("amount_not_negative", "amount NOT LIKE \'-%\'")'
+    )
+    _pipeline(tmp_path, spark, root).update()
+    kept = sorted(r["tracking_num"] for r in _rows(spark, tmp_path, "raw_orders"))
+    assert kept == ["TRK00000001", "TRK00000003"]  # the drop rule; the warn rule keeps FEDEX
+    (event,) = [
+        e
+        for e in _events(tmp_path)
+        if e["event_type"] == "flow_progress" and e["origin"].get("flow_name") == "raw_orders"
+    ]
+    quality = event["details"]["flow_progress"]["data_quality"]
+    counts = {
+        e["name"]: (e["passed_records"], e["failed_records"]) for e in quality["expectations"]
+    }
+    assert counts == {"known_carrier": (2, 1), "amount_not_negative": (2, 1)}
+    assert quality["dropped_records"] == 1
+    assert event["details"]["flow_progress"]["metrics"]["num_output_rows"] == 2
+    assert sorted(p.name for p in (tmp_path / "volume" / "archive").iterdir()) == ["a.csv"]
+
+
+def test_a_fail_rule_on_a_table_that_loads_files_keeps_the_file_for_the_next_update(
+    tmp_path, spark, drop_file
+):
+    """Databricks' semantics: the update fails, nothing of the batch is written, and the same
+    rows are retried by the next update (here the file stays in source/)."""
+    drop_file("a.csv", [order_row("TRK00000001", "2026-03-01T10:00:00Z", carrier="FEDEX")])
+    root = _cloudfiles_bundle(tmp_path, '@dp.expect_or_fail("ups_only", "carrier = \'UPS\'")')
+    for _ in range(2):
+        with pytest.raises(ExpectationFailed, match="ups_only"):
+            _pipeline(tmp_path, spark, root).update()
+        assert [p.name for p in (tmp_path / "volume" / "source").iterdir()] == ["a.csv"]
+        assert not (tmp_path / "volume" / "archive").exists() or not any(
+            (tmp_path / "volume" / "archive").iterdir()
+        )
+        assert _rows(spark, tmp_path, "raw_orders") == []

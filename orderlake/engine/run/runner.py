@@ -39,6 +39,7 @@ from orderlake.engine.lock import warehouse_lock
 from orderlake.engine.run.accounting import sentence
 from orderlake.engine.run.autocdc import empty_target
 from orderlake.engine.run.eventlog import EventLog
+from orderlake.engine.run.expectations import QualityReport, enforce
 from orderlake.engine.run.flow_state import FlowStates
 from orderlake.engine.run.flows import FlowContext, FlowProgress, query_flows, run_flows
 from orderlake.engine.run.table_changes import read_appended, source_version
@@ -361,12 +362,6 @@ class LocalPipeline:
                         "have expectations, which the local engine does not apply while "
                         "loading files: put the expectations on a flow reading the loaded table"
                     )
-                if self.graph.dataset(flow.target).expectations:
-                    raise GraphError(
-                        f"table {flow.target!r} loads cloudFiles and has expectations, which the "
-                        "local engine does not apply while loading files: put the expectations "
-                        "on a flow reading the loaded table"
-                    )
                 found.append(flow)
                 self.ingest_sources[flow.name] = source
         return found
@@ -476,9 +471,14 @@ class LocalPipeline:
         )
         for flow in self.ingest_flows:
             target = self.graph.dataset(flow.target)
+            quality: list[QualityReport] = []
 
-            def write(frame: DataFrame, tag: str, target=target) -> None:
-                self._append(frame, self.table_path(target.name), target, tag)
+            def write(frame: DataFrame, tag: str, target=target, quality=quality) -> None:
+                # The table's expectations apply to the files' rows as they are appended (a
+                # `fail` rule raises before the commit: the files stay in source/, retried).
+                checked = enforce(frame, target.expectations, target.name, count_in_write=True)
+                self._append(checked.kept, self.table_path(target.name), target, tag)
+                quality.append(checked.report())
 
             ingested = run_ingest(
                 ingest_ctx,
@@ -489,7 +489,7 @@ class LocalPipeline:
                 write,
             )
             result.ingest.append(ingested)
-            self._emit_ingest(update_id, ingested)
+            self._emit_ingest(update_id, ingested, quality[0] if quality else None)
         flow_ctx = FlowContext(
             self.spark,
             self.graph,
@@ -635,25 +635,30 @@ class LocalPipeline:
                 raise DefinitionError(f"{where}: flow {flow.name!r}: {error_text(exc)}") from exc
         self.graph.check_acyclic(reads)
 
-    def _emit_ingest(self, update_id: int, ingested: IngestResult) -> None:
+    def _emit_ingest(
+        self, update_id: int, ingested: IngestResult, quality: QualityReport | None
+    ) -> None:
+        details = {
+            "status": "COMPLETED",
+            "metrics": {
+                "num_output_rows": ingested.rows,
+                "num_files_loaded": len(ingested.loaded),
+                "num_files_empty": len(ingested.empty),
+                "num_files_rejected": len(ingested.rejected),
+            },
+            "rejected_files": [{"file": f, "reason": r} for f, r in ingested.rejected],
+            "deferred_files": ingested.deferred,
+            # where each file went: `_source_file` keeps the path it was loaded from
+            "files": [asdict(f) for f in ingested.files],
+        }
+        if quality is not None and quality.counts:
+            details["data_quality"] = quality.as_details()
         self.events.emit(
             "flow_progress",
             f"Flow '{ingested.flow}' has COMPLETED.",
             update_id=update_id,
             flow_name=ingested.flow,
-            details={
-                "status": "COMPLETED",
-                "metrics": {
-                    "num_output_rows": ingested.rows,
-                    "num_files_loaded": len(ingested.loaded),
-                    "num_files_empty": len(ingested.empty),
-                    "num_files_rejected": len(ingested.rejected),
-                },
-                "rejected_files": [{"file": f, "reason": r} for f, r in ingested.rejected],
-                "deferred_files": ingested.deferred,
-                # where each file went: `_source_file` keeps the path it was loaded from
-                "files": [asdict(f) for f in ingested.files],
-            },
+            details=details,
         )
 
     def _reset_downstream(self, update_id: int) -> None:
