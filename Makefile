@@ -36,6 +36,7 @@ run: setup
 # not a skip; REQUIRE_GCS=0 lets them skip on a machine without Go. tests/storage runs in a
 # pytest process of its own: its Spark session carries the connector (one SparkContext per
 # process), and the rest of the suite must not start one without it first.
+# scripts/run-tests.sh runs the two pytest processes side by side (CI time on 2 cores).
 REQUIRE_DATABRICKS_CLI ?= 1
 REQUIRE_BROWSER ?= 1
 REQUIRE_GCS ?= 1
@@ -46,8 +47,8 @@ test: setup
 	$(BIN)/python -m orderlake.storage.connectors >/dev/null || [ "$(REQUIRE_GCS)" = 0 ]
 	$(BIN)/ruff check .
 	ORDERLAKE_REQUIRE_DATABRICKS_CLI=$(REQUIRE_DATABRICKS_CLI) \
-	ORDERLAKE_REQUIRE_BROWSER=$(REQUIRE_BROWSER) $(BIN)/pytest --ignore=tests/storage --durations=25 $(PYTEST_ARGS)
-	ORDERLAKE_REQUIRE_GCS=$(REQUIRE_GCS) $(BIN)/pytest tests/storage --durations=10 $(PYTEST_ARGS)
+	ORDERLAKE_REQUIRE_BROWSER=$(REQUIRE_BROWSER) REQUIRE_GCS=$(REQUIRE_GCS) BIN=$(BIN) \
+	bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 # Only the storage layer and the engine on gs:// and on a cluster (docs/gcs-notes.md).
 test-gcs: setup
