@@ -299,39 +299,6 @@ def test_cloudfiles_behind_a_view_is_refused_where_it_would_run_differently(
         _pipeline(tmp_path, spark, root)
 
 
-CLOUDFILES_TABLE_WITH_RULE = """
-from pyspark import pipelines as dp
-
-from orderlake.contract import RAW_SCHEMA
-from orderlake.settings import PipelineSettings
-from orderlake.source_options import autoloader_options
-
-settings = PipelineSettings.from_conf(spark.conf)
-
-
-@dp.table(name="raw_checked")
-@dp.expect_or_drop("has_key", "tracking_num IS NOT NULL")
-def raw_checked():
-    return (
-        spark.readStream.format("cloudFiles")
-        .options(**autoloader_options(settings))
-        .schema(RAW_SCHEMA)
-        .load(settings.source_path + "_checked")
-    )
-"""
-
-
-def test_expectations_on_an_auto_loader_table_are_refused_not_ignored(tmp_path, spark):
-    """Files are appended to an Auto Loader table without its rules being applied, so a table
-    that has both is refused when the pipeline loads instead of dropping nothing."""
-    from orderlake.errors import ConfigurationError
-
-    root = copy_bundle(tmp_path / "bundle")
-    (root / "dlt" / "raw.py").write_text(CLOUDFILES_TABLE_WITH_RULE)
-    with pytest.raises(ConfigurationError, match="'raw_checked' loads cloudFiles and has exp"):
-        _pipeline(tmp_path, spark, root)
-
-
 CLOUDFILES_TABLE = """
 from pyspark import pipelines as dp
 
