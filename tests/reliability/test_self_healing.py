@@ -248,3 +248,32 @@ def test_a_refresh_cut_short_is_finished_by_the_next_plain_update(volume, pipeli
     assert not marker.exists()
     assert not list((volume.warehouse / "tables").glob(".trash-*"))
     check_all(pipeline_for(volume).spark, volume)
+
+
+def test_the_update_that_finishes_a_cut_short_flow_run_also_applies_what_came_since(
+    volume, pipeline_for
+):
+    """Finding 12 (chaos, seed 257687160): `watch` killed while applying rows, a file landed,
+    the restart finished the planned run and said COMPLETED, but the rows it had just loaded
+    stayed in bronze until some later file arrived."""
+    from orderlake.engine import faults
+
+    volume.drop_generated(rows=120, files=2, seed=21, invalid_ratio=0.05)
+    pipeline_for(volume).update()
+    volume.drop_generated(rows=120, files=2, seed=22, invalid_ratio=0.05, name_prefix="b")
+
+    def crash(_name: str) -> None:
+        raise _Crash()
+
+    faults.on_point("planned:orders_target", crash)
+    try:
+        with pytest.raises(_Crash):
+            pipeline_for(volume).update()
+    finally:
+        faults.on_point("planned:orders_target", None)
+    volume.drop_generated(rows=120, files=2, seed=23, invalid_ratio=0.05, name_prefix="c")
+    result = pipeline_for(volume).update()
+    target = next(f for f in result.flows if f.flow == "orders_target")
+    assert target.recovered and target.batches == 2, target
+    assert pipeline_for(volume).pending_work() is None
+    check_all(pipeline_for(volume).spark, volume)

@@ -172,13 +172,18 @@ def run_flows(ctx: FlowContext, flows: list[Flow]) -> list[FlowProgress]:
             _refresh_materialized_view(ctx, flow, progress[flow.name])
     flows_in = flows
     flows = [f for f in flows if ctx.graph.dataset(f.target).kind != "materialized_view"]
-    planned = [p for p in (_plan(ctx, f) for f in flows) if p is not None]
-    groups: dict[tuple, list[_Planned]] = {}
-    for item in planned:
-        groups.setdefault(item.key(), []).append(item)
-    for group in groups.values():
-        STOP.check()
-        _run_group(ctx, group, progress)
+    due = flows
+    while due:
+        planned = [p for p in (_plan(ctx, f) for f in due) if p is not None]
+        groups: dict[tuple, list[_Planned]] = {}
+        for item in planned:
+            groups.setdefault(item.key(), []).append(item)
+        for group in groups.values():
+            STOP.check()
+            _run_group(ctx, group, progress)
+        # A run an earlier update left unfinished covers only what its sources held then:
+        # what they gained since (this update's ingest, say) is this update's next run.
+        due = [p.flow for p in planned if p.recovered]
     for flow in flows:
         _ensure_table(ctx, flow)
     for flow in flows_in:
