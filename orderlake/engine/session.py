@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 
 from orderlake.engine.faults import kill_point
 from orderlake.errors import ConfigurationError
+from orderlake.storage.spark import driver_memory
 
 # delta-spark 4.4.1 (Python) pairs with pyspark 4.2.0, but only the 4.4.0 jars are published
 # on Maven Central; the Python side is a thin py4j wrapper, so the pair works.
@@ -99,7 +100,7 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
         .config("spark.default.parallelism", str(shuffle_partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", os.environ.get("ORDERLAKE_DRIVER_MEMORY", "4g"))
+        .config("spark.driver.memory", driver_memory())
         # One partition per client file: a file is never split, never packed with another, so
         # row positions are exact and one bad file cannot mix into another's task.
         .config("spark.sql.files.maxPartitionBytes", str(1 << 40))
