@@ -96,6 +96,20 @@ def latest_commit_info(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def data_file_bytes(path: Path) -> int | None:
+    """Bytes of the Parquet files under a local table's folder (files a commit removed and no
+    VACUUM deleted yet count too): what a full scan reads, at most. None for a bucket."""
+    if is_remote(as_path(path)):
+        return None
+    total = 0
+    for folder, subfolders, names in os.walk(path):
+        subfolders[:] = [d for d in subfolders if d != "_delta_log"]
+        for name in names:
+            if name.endswith(".parquet"):
+                total += os.stat(os.path.join(folder, name)).st_size
+    return total
+
+
 def holds_no_rows(path: Path, max_commits: int = 20) -> bool:
     """True when the table exists and no commit of its short log ever added a file.
 

@@ -22,7 +22,12 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from orderlake.engine.delta_log import committed_since, is_delta_table, latest_version
+from orderlake.engine.delta_log import (
+    committed_since,
+    data_file_bytes,
+    is_delta_table,
+    latest_version,
+)
 from orderlake.engine.dp.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.faults import kill_point
 from orderlake.engine.interrupt import STOP
@@ -206,7 +211,8 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
     with ExitStack() as cleanup:
         cleanup.enter_context(ctx.bind(increments))
         if small:
-            cleanup.enter_context(_batch_settings(ctx.spark, rows_in))
+            conf = batch_conf(rows_in, _merged_bytes(ctx, group))
+            cleanup.enter_context(_spark_settings(ctx.spark, conf))
         try:
             for item in ordered:
                 with ctx.view_checks(_view_checker(ctx, progress[item.flow.name])):
@@ -235,10 +241,13 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
 # Small runs are mostly fixed cost, and Spark's speed-ups for big data cost more than they save
 # there: below SMALL_BATCH_ROWS input rows adaptive execution (a job per query stage) and
 # caching the input, below TINY_BATCH_ROWS also compiling each query to Java (Janino: a few
-# hundred ms per MERGE phase; interpreting a few thousand rows is quicker). Measured in
-# docs/performance.md.
+# hundred ms per MERGE phase; interpreting a few thousand rows is quicker). A MERGE reads its
+# target's keys whatever the batch, so compiling stays on when an AUTO CDC target holds
+# TINY_TARGET_BYTES or more (interpreted, 100 rows into a 2.2M-row target took 3.8 s to find
+# the matches, compiled 1.05 s). Measured in docs/performance.md.
 SMALL_BATCH_ROWS = 100_000
 TINY_BATCH_ROWS = 5_000
+TINY_TARGET_BYTES = 16 * 2**20
 CACHE_SHARED_INPUTS = True
 CACHE_LEVEL = StorageLevel.DISK_ONLY
 _SMALL_BATCH_CONF = {"spark.sql.adaptive.enabled": "false"}
@@ -248,11 +257,19 @@ _TINY_BATCH_CONF = {
 }
 
 
-@contextmanager
-def _batch_settings(spark: SparkSession, rows: int) -> Iterator[None]:
+def batch_conf(rows: int, merged_bytes: float) -> dict[str, str]:
+    """The Spark settings for a run of `rows` input rows that MERGEs into AUTO CDC targets of
+    `merged_bytes` bytes (0: none; the settings are Spark's defaults for big runs)."""
+    if rows >= SMALL_BATCH_ROWS:
+        return {}
     conf = dict(_SMALL_BATCH_CONF)
-    if rows < TINY_BATCH_ROWS:
+    if rows < TINY_BATCH_ROWS and merged_bytes < TINY_TARGET_BYTES:
         conf.update(_TINY_BATCH_CONF)
+    return conf
+
+
+@contextmanager
+def _spark_settings(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
     previous = {key: spark.conf.get(key, None) for key in conf}
     for key, value in conf.items():
         spark.conf.set(key, value)
@@ -264,6 +281,13 @@ def _batch_settings(spark: SparkSession, rows: int) -> Iterator[None]:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+def _merged_bytes(ctx: FlowContext, group: list[_Planned]) -> float:
+    """The bytes of the AUTO CDC targets the group's flows MERGE into (their data files)."""
+    cdc = [p.flow for p in group if isinstance(p.flow, AutoCdcFlow)]
+    sizes = [data_file_bytes(ctx.table_path(ctx.graph.dataset(f.target).name)) for f in cdc]
+    return sum(float("inf") if size is None else size for size in sizes)
 
 
 def _write_run(

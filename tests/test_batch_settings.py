@@ -1,0 +1,85 @@
+"""Small runs skip Spark's big-data machinery, except where the MERGE target is big: a tiny
+batch still reads every key of its target, and interpreted that read is slow."""
+
+from __future__ import annotations
+
+from orderlake.engine.delta_log import data_file_bytes
+from orderlake.engine.run import flows
+from orderlake.engine.run.runner import LocalPipeline
+from orderlake.storage.path import as_path
+from tests.conformance.conftest import copy_bundle
+from tests.conftest import order_row
+
+CODEGEN = "spark.sql.codegen.wholeStage"
+AQE = "spark.sql.adaptive.enabled"
+
+# A second AUTO CDC flow over the same bronze rows (so it runs in the orders flow's group); its
+# view notes the session's code generation setting each time the engine builds its query.
+MIRROR = """
+from pyspark import pipelines as dp
+from pyspark.sql import functions as F
+
+NOTES = {notes!r}
+
+
+@dp.temporary_view(name="mirror_source")
+def mirror_source():
+    with open(NOTES, "a") as notes:
+        notes.write(spark.conf.get("spark.sql.codegen.wholeStage", "true") + "\\n")
+    return spark.readStream.table("orders_bronze").select("tracking_num", "status", "last_updated")
+
+
+dp.create_streaming_table("mirror")
+dp.create_auto_cdc_flow(
+    target="mirror", source="mirror_source", keys=["tracking_num"], sequence_by="last_updated"
+)
+"""
+
+
+def test_batch_conf_turns_compiling_off_only_when_batch_and_target_are_tiny():
+    tiny_rows, small_rows = flows.TINY_BATCH_ROWS - 1, flows.SMALL_BATCH_ROWS - 1
+    small_target = flows.TINY_TARGET_BYTES - 1
+    assert flows.batch_conf(tiny_rows, small_target)[CODEGEN] == "false"
+    assert flows.batch_conf(tiny_rows, 0)[AQE] == "false"
+    assert CODEGEN not in flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)
+    assert flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)[AQE] == "false"
+    assert CODEGEN not in flows.batch_conf(tiny_rows, float("inf"))  # a bucket: size unknown
+    assert CODEGEN not in flows.batch_conf(flows.TINY_BATCH_ROWS, 0)
+    assert flows.batch_conf(small_rows, 0) == {AQE: "false"}
+    assert flows.batch_conf(flows.SMALL_BATCH_ROWS, 0) == {}
+
+
+def test_data_file_bytes_counts_every_data_file_of_a_partitioned_table(spark, tmp_path):
+    path = tmp_path / "t"
+    assert data_file_bytes(path) == 0
+    frame = spark.range(200).selectExpr("id", "id % 3 AS part")
+    frame.write.format("delta").partitionBy("part").save(str(path))
+    frame.write.format("delta").mode("overwrite").partitionBy("part").save(str(path))
+    # Every Parquet file the two commits added (the overwrite's removed files are still there).
+    added = spark.read.json(str(path / "_delta_log" / "*.json")).where("add IS NOT NULL")
+    expected = sum(row.size for row in added.select("add.size").collect())
+    assert added.count() >= 6 and data_file_bytes(path) == expected
+    assert data_file_bytes(as_path("gs://bucket/warehouse/t")) is None
+
+
+def test_a_tiny_batch_into_a_big_target_runs_compiled(spark, tmp_path, drop_file, monkeypatch):
+    notes = tmp_path / "notes.txt"
+    root = copy_bundle(tmp_path / "bundle")
+    (root / "dlt" / "mirror.py").write_text(MIRROR.format(notes=str(notes)))
+    pipeline = LocalPipeline(
+        tmp_path / "volume", tmp_path / "warehouse", spark=spark, bundle_root=root
+    )
+
+    def update_with(rows: list[str], name: str) -> str:
+        notes.write_text("")
+        drop_file(name, rows)
+        pipeline.update()
+        return notes.read_text().split()[-1]  # the run's query (loading notes come first)
+
+    assert update_with([order_row("TRK00000001", "2026-03-01T10:00:00")], "a.csv") == "false"
+    assert update_with([order_row("TRK00000002", "2026-03-01T11:00:00")], "b.csv") == "false"
+    # Both targets now hold more than the threshold: the next tiny batch is compiled.
+    stored = sum(data_file_bytes(pipeline.table_path(t)) for t in ("orders_target", "mirror"))
+    monkeypatch.setattr(flows, "TINY_TARGET_BYTES", stored)
+    assert update_with([order_row("TRK00000003", "2026-03-01T12:00:00")], "c.csv") == "true"
+    assert spark.conf.get(CODEGEN, "true") == "true"  # restored after the run
