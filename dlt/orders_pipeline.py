@@ -58,7 +58,13 @@ def orders_quarantine():
 dp.create_streaming_table(
     name="orders_target",
     comment="Latest state of every order, SCD type 1 on tracking_num.",
-    table_properties={"quality": "gold", "delta.enableDeletionVectors": "true"},
+    # Column statistics only where a reader filters: on all 15 columns they were a quarter of
+    # every write (keys are scattered over the files, so a MERGE skips none by them anyway).
+    table_properties={
+        "quality": "gold",
+        "delta.enableDeletionVectors": "true",
+        "delta.dataSkippingStatsColumns": "tracking_num,order_date,last_updated",
+    },
 )
 
 dp.create_auto_cdc_flow(
