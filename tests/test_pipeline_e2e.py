@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orderlake.engine.delta_log import latest_version
+from orderlake.engine.run.table_changes import commit_actions
 from tests.conftest import HEADER, order_row
 
 
@@ -151,13 +153,9 @@ def test_only_the_cloudfiles_flow_ingests_on_a_fresh_warehouse(tmp_path, make_pi
 
 def _file_stats(table: Path) -> list[dict]:
     """The statistics of every data file the table's commits added (Delta protocol `add`)."""
-    stats = []
-    for commit in sorted((table / "_delta_log").glob("*.json")):
-        for line in commit.read_text(encoding="utf-8").splitlines():
-            added = json.loads(line).get("add")
-            if added and added.get("stats"):
-                stats.append(json.loads(added["stats"]))
-    return stats
+    actions = [a for v in range(latest_version(table) + 1) for a in commit_actions(table, v)]
+    added = [a["add"] for a in actions if "add" in a]
+    return [json.loads(a["stats"]) for a in added if a.get("stats")]
 
 
 def test_tables_keep_row_counts_and_only_the_statistics_readers_filter_on(built_warehouse):

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from orderlake.storage.local import LOCAL, local_path
 from orderlake.storage.path import as_path, is_remote
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
@@ -101,13 +102,9 @@ def data_file_bytes(path: Path) -> int | None:
     VACUUM deleted yet count too): what a full scan reads, at most. None for a bucket."""
     if is_remote(as_path(path)):
         return None
-    total = 0
-    for folder, subfolders, names in os.walk(path):
-        subfolders[:] = [d for d in subfolders if d != "_delta_log"]
-        for name in names:
-            if name.endswith(".parquet"):
-                total += os.stat(os.path.join(folder, name)).st_size
-    return total
+    log = os.path.join(local_path(str(path)), "_delta_log") + os.sep
+    files = LOCAL.list_files(str(path))
+    return sum(f.size for f in files if f.path.endswith(".parquet") and not f.path.startswith(log))
 
 
 def holds_no_rows(path: Path, max_commits: int = 20) -> bool:
