@@ -9,7 +9,10 @@ WATCH_ARGS ?= --wait-after-last-change 2 --min-between-triggers 5
 
 .PHONY: setup run test test-gcs lint bench clean
 
+# The class archive (orderlake/engine/class_archive.py) makes every later JVM start faster; it
+# is rebuilt only when Java or the jars change.
 setup: $(VENV)/.installed
+	@$(BIN)/python -m orderlake.engine.class_archive --if-missing
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

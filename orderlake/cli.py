@@ -195,7 +195,8 @@ def _existing_warehouse(args: argparse.Namespace) -> Path:
 
 def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
     from orderlake.engine.interrupt import STOP, install_handlers, note_jvm
-    from orderlake.engine.run.runner import LocalPipeline, spark_jvm_pid
+    from orderlake.engine.run.runner import LocalPipeline
+    from orderlake.engine.session import spark_jvm_pid
 
     overrides = dict(args.conf)
     for folder in ("source", "archive", "rejected"):

@@ -7,7 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orderlake.engine.session import DELTA_PACKAGE, delta_jars_conf
+import pytest
+
+from orderlake.engine import class_archive
+from orderlake.engine.scratch import scratch_root
+from orderlake.engine.session import (
+    DELTA_PACKAGE,
+    _artifact,
+    delta_classpath,
+    delta_jars_conf,
+    jars_list_file,
+    spark_jvm_pid,
+)
 
 IVY_BANNER = ":: resolving dependencies ::"
 
@@ -71,3 +82,70 @@ def test_second_start_skips_ivy_and_still_has_delta(tmp_path: Path) -> None:
     assert IVY_BANNER not in second.stderr
     assert "delta rows: 3" in second.stdout
     assert (tmp_path / "second" / "_delta_log").is_dir()
+
+
+def test_artifact_names_of_ivy_and_pyspark_jars() -> None:
+    assert _artifact("org.apache.parquet_parquet-column-1.16.0.jar", ivy=True) == "parquet-column"
+    assert _artifact("commons-pool_commons-pool-1.6.jar", ivy=True) == "commons-pool"
+    assert _artifact("io.delta_delta-spark_4.2_2.13-4.4.0.jar", ivy=True) == "delta-spark_4.2_2.13"
+    assert _artifact("com.github.luben_zstd-jni-1.5.7-3.jar", ivy=True) == "zstd-jni"
+    assert _artifact("spark-core_2.13-4.2.0.jar") == "spark-core_2.13"
+    assert _artifact("jackson-datatype-jdk8-2.21.2.jar") == "jackson-datatype-jdk8"
+
+
+def test_the_class_path_keeps_only_the_jars_pyspark_lacks(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "spark"
+    (home / "jars").mkdir(parents=True)
+    shipped = ("parquet-column-1.17.0.jar", "commons-pool-1.5.4.jar", "spark-core_2.13-4.2.0.jar")
+    for name in shipped:
+        (home / "jars" / name).write_bytes(b"PK")
+    monkeypatch.setenv("SPARK_HOME", str(home))
+    ivy = tmp_path / "ivy"
+    ivy.mkdir()
+    names = [
+        "io.delta_delta-spark_4.2_2.13-4.4.0.jar",
+        "org.apache.parquet_parquet-column-1.16.0.jar",
+        "commons-pool_commons-pool-1.6.jar",
+        "io.delta_delta-storage-4.4.0.jar",
+    ]
+    listing = tmp_path / "jars.txt"
+    listing.write_text(",".join(jar(ivy, name) for name in names))
+    assert delta_classpath(listing) == [str(ivy / names[0]), str(ivy / names[3])]
+    assert delta_classpath(tmp_path / "missing.txt") is None
+
+
+def test_the_session_jvm_has_delta_on_its_class_path_and_its_scratch_in_the_cache(spark) -> None:
+    classpath = delta_classpath(jars_list_file())
+    assert classpath, "the test session starts after the jars were resolved"
+    system = spark._jvm.java.lang.System  # type: ignore[attr-defined]
+    loaded = system.getProperty("java.class.path").split(os.pathsep)
+    assert loaded[-len(classpath) :] == classpath  # after pyspark's own jars
+    assert not spark.sparkContext.getConf().get("spark.jars", "")  # nothing copied per start
+    root = scratch_root()
+    assert Path(system.getProperty("java.io.tmpdir")).parent == root
+    assert Path(spark.sparkContext.getConf().get("spark.local.dir")).parent == root
+
+
+def test_the_session_jvm_maps_the_class_archive_setup_built(spark) -> None:
+    archive = class_archive.archive_path(delta_classpath(jars_list_file()) or [])
+    if not archive.is_file():
+        pytest.skip(f"no class archive at {archive}: `make setup` builds it")
+    pid = spark_jvm_pid(spark)
+    with open(f"/proc/{pid}/maps") as maps:
+        mapped = {line.split()[-1] for line in maps if line.rstrip().endswith(".jsa")}
+    assert str(archive) in mapped, mapped
+
+
+def test_class_archive_options_need_the_archive(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert class_archive.java_options(["a.jar"]) == []
+    path = class_archive.archive_path(["a.jar"])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x")
+    assert class_archive.java_options(["a.jar"]) == [
+        f"-XX:SharedArchiveFile={path}",
+        class_archive.QUIET,
+    ]
+    assert class_archive.archive_path(["b.jar"]) != path  # another class path, another archive
+    monkeypatch.setenv("ORDERLAKE_CLASS_ARCHIVE", "0")
+    assert class_archive.java_options(["a.jar"]) == []

@@ -42,7 +42,7 @@ def _holder(fd: int) -> str:
     return _record(fd) or "unknown"
 
 
-def _spark_jvm_alive(pid: int) -> bool:
+def spark_jvm_alive(pid: int) -> bool:
     """Is `pid` a running Spark JVM (not a reused pid of something else)?"""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -52,7 +52,7 @@ def _spark_jvm_alive(pid: int) -> bool:
     return b"org.apache.spark" in cmdline
 
 
-def _left_jvm(record: str) -> int | None:
+def jvm_in_record(record: str) -> int | None:
     match = re.search(r"\bjvm (\d+)", record)
     return int(match.group(1)) if match else None
 
@@ -104,11 +104,11 @@ class ExclusiveLock:
         """A holder that died without releasing may have left its JVM finishing a write.
 
         Such a JVM exits within seconds on its own (it reads EOF from its Python's pipe)."""
-        left = _left_jvm(_record(fd))
+        left = jvm_in_record(_record(fd))
         if left is None or left == own_jvm:
             return
         give_up = max(deadline, time.monotonic() + LEFT_JVM_GRACE_SECONDS)
-        while _spark_jvm_alive(left):
+        while spark_jvm_alive(left):
             if time.monotonic() >= give_up:
                 raise Busy(
                     f"the Spark JVM of an update that stopped (pid {left}) is still running; "

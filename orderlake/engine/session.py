@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from orderlake.engine import class_archive, scratch
 from orderlake.engine.faults import kill_point
 from orderlake.errors import ConfigurationError
 from orderlake.storage.spark import driver_memory
@@ -44,6 +45,36 @@ def delta_jars_conf(list_file: Path) -> tuple[str, str]:
     if jars and all(Path(urlparse(jar).path).is_file() for jar in jars):
         return "spark.jars", ",".join(jars)
     return "spark.jars.packages", DELTA_PACKAGE
+
+
+def delta_classpath(list_file: Path) -> list[str] | None:
+    """The resolved Delta jars that pyspark does not ship itself, or None before the first
+    resolution. They go after pyspark's own jars on the JVM's class path (SPARK_DIST_CLASSPATH),
+    so pyspark's newer Hadoop, Parquet and Jackson still win, as they did under `spark.jars`,
+    and Spark no longer copies 86 MB of jars into its scratch folder on every start."""
+    key, value = delta_jars_conf(list_file)
+    if key != "spark.jars":
+        return None
+    shipped = _pyspark_artifacts()
+    jars = [urlparse(jar).path for jar in value.split(",")]
+    return [jar for jar in jars if _artifact(Path(jar).name, ivy=True) not in shipped]
+
+
+def _artifact(jar_name: str, ivy: bool = False) -> str:
+    """`org.apache.parquet_parquet-column-1.16.0.jar` (Ivy: `<org>_<artifact>-<revision>`) or
+    `parquet-column-1.17.0.jar` (pyspark) -> `parquet-column`."""
+    name = jar_name.split("_", 1)[1] if ivy and "_" in jar_name else jar_name
+    return re.sub(r"-\d[^/]*\.jar$", "", name)
+
+
+def _pyspark_artifacts() -> set[str]:
+    import pyspark
+
+    home = os.environ.get("SPARK_HOME") or os.path.dirname(pyspark.__file__)
+    try:
+        return {_artifact(name) for name in os.listdir(os.path.join(home, "jars"))}
+    except OSError:
+        return set()
 
 
 def _remember_jars(spark: SparkSession, list_file: Path) -> None:
@@ -78,19 +109,25 @@ def java_version() -> int:
     return major
 
 
-def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> SparkSession:
-    """Get or build the one local session the engine and the tests share."""
+def get_spark(
+    app_name: str = "orderlake", shuffle_partitions: int = 4, java_options: list[str] | None = None
+) -> SparkSession:
+    """Get or build the one local session the engine and the tests share.
+
+    `java_options` replace the class archive's options (`class_archive.build` dumps one)."""
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     java_version()
     cores = os.environ.get("ORDERLAKE_SPARK_CORES", "*")
     list_file = jars_list_file()
-    jars = delta_jars_conf(list_file)
+    classpath = delta_classpath(list_file)
+    scratch_dir = scratch.claim()
+    if java_options is None:
+        java_options = class_archive.java_options(classpath) if classpath else []
     builder = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
-        .config(*jars)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config(
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -101,6 +138,11 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", driver_memory())
+        .config("spark.local.dir", str(scratch_dir))
+        .config(
+            "spark.driver.extraJavaOptions",
+            " ".join([f"-Djava.io.tmpdir={scratch_dir}", *java_options]),
+        )
         # One partition per client file: a file is never split, never packed with another, so
         # row positions are exact and one bad file cannot mix into another's task.
         .config("spark.sql.files.maxPartitionBytes", str(1 << 40))
@@ -112,18 +154,45 @@ def get_spark(app_name: str = "orderlake", shuffle_partitions: int = 4) -> Spark
         # not with a Spark job, however many there are.
         .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")
     )
+    if classpath is None:  # first start on this machine: Ivy resolves the package
+        builder = builder.config("spark.jars.packages", DELTA_PACKAGE)
     if os.environ.get("ORDERLAKE_IVY_DIR"):
         builder = builder.config("spark.jars.ivy", os.environ["ORDERLAKE_IVY_DIR"])
     level = os.environ.get("ORDERLAKE_SPARK_LOG_LEVEL")
-    with _sigint_handler_kept():
+    with _sigint_handler_kept(), _launch_classpath(classpath or []):
         if level:
             spark = builder.getOrCreate()
             spark.sparkContext.setLogLevel(level)
         else:
             spark = _quiet_session(builder)
-    if jars[0] == "spark.jars.packages":
+    scratch.note_jvm(spark_jvm_pid(spark))
+    if classpath is None:
         _remember_jars(spark, list_file)
     return spark
+
+
+def spark_jvm_pid(spark: SparkSession) -> int | None:
+    """The pid of the Spark JVM this process launched (None when it joined an existing one)."""
+    gateway = getattr(spark.sparkContext, "_gateway", None)
+    proc = getattr(gateway, "proc", None)
+    return getattr(proc, "pid", None)
+
+
+@contextmanager
+def _launch_classpath(jars: list[str]) -> Iterator[None]:
+    """Put `jars` after pyspark's own on the class path of the JVM launched in this context."""
+    if not jars:
+        yield
+        return
+    before = os.environ.get("SPARK_DIST_CLASSPATH")
+    os.environ["SPARK_DIST_CLASSPATH"] = os.pathsep.join([*filter(None, [before]), *jars])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SPARK_DIST_CLASSPATH", None)
+        else:
+            os.environ["SPARK_DIST_CLASSPATH"] = before
 
 
 @contextmanager
@@ -161,7 +230,11 @@ def _quiet_session(builder: SparkSession.Builder) -> SparkSession:
     conf = SparkConf(loadDefaults=False)
     for key, value in builder._options.items():
         conf.set(key, value)
-    conf.set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={QUIET_LOG4J}")
+    java_options = conf.get("spark.driver.extraJavaOptions", "")
+    conf.set(
+        "spark.driver.extraJavaOptions",
+        f"-Dlog4j2.configurationFile={QUIET_LOG4J} {java_options}".strip(),
+    )
     gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
     threading.Thread(
         target=_forward_problems, args=(gateway.proc.stderr,), daemon=True, name="jvm-stderr"

@@ -43,7 +43,7 @@ from orderlake.engine.run.expectations import QualityReport, enforce
 from orderlake.engine.run.flow_state import FlowStates
 from orderlake.engine.run.flows import FlowContext, FlowProgress, query_flows, run_flows
 from orderlake.engine.run.table_changes import read_appended, source_version
-from orderlake.engine.session import get_spark
+from orderlake.engine.session import get_spark, spark_jvm_pid
 from orderlake.errors import ConfigurationError
 from orderlake.settings import REPO_ROOT, PipelineSettings
 from orderlake.storage.path import AnyPath, as_path, is_remote, remote_spark
@@ -731,13 +731,6 @@ def _purge_trash(parent: AnyPath) -> None:
         return
     for leftover in parent.glob(f"{_TRASH_PREFIX}*"):
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def spark_jvm_pid(spark: SparkSession) -> int | None:
-    """The pid of the Spark JVM this process launched (None when it joined an existing one)."""
-    gateway = getattr(spark.sparkContext, "_gateway", None)
-    proc = getattr(gateway, "proc", None)
-    return getattr(proc, "pid", None)
 
 
 def error_text(exc: BaseException) -> str:

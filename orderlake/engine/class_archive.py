@@ -1,0 +1,102 @@
+"""A class-data-sharing archive of the classes a pipeline run loads, for faster JVM starts.
+
+A one-shot `orderlake run` spends most of its first seconds reading, verifying and linking
+Spark's and Delta's classes from jars. The JDK's dynamic AppCDS archive holds them ready to
+map: `make setup` runs the pipeline once on sample files with `-XX:ArchiveClassesAtExit`, and
+every later session starts with `-XX:SharedArchiveFile` (docs/performance.md has the figures).
+
+An archive is only good for the JVM and class path that made it: its name hashes both, and the
+JVM itself ignores a mismatched archive (silently, with the `cds` log off). Without an archive a
+session starts as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+QUIET = "-Xlog:cds*=off"
+
+
+def archive_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "orderlake" / "class-archive"
+
+
+def archive_path(classpath: list[str]) -> Path:
+    """Where the archive for this JVM (its binary, as installed) and class path lives."""
+    java = _java_binary()
+    try:
+        stamp = f"{os.path.realpath(java)}:{os.stat(java).st_mtime_ns}"
+    except (OSError, TypeError):
+        stamp = "unknown-java"
+    key = hashlib.sha256("\n".join([stamp, *classpath]).encode()).hexdigest()[:16]
+    return archive_dir() / f"spark-{key}.jsa"
+
+
+def java_options(classpath: list[str]) -> list[str]:
+    """The JVM options that use this class path's archive, or none when there is none."""
+    if os.environ.get("ORDERLAKE_CLASS_ARCHIVE") == "0":
+        return []
+    path = archive_path(classpath)
+    return [f"-XX:SharedArchiveFile={path}", QUIET] if path.is_file() else []
+
+
+def _java_binary() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    return os.path.join(home, "bin", "java") if home else shutil.which("java")
+
+
+def build(classpath: list[str]) -> Path:
+    """Run the pipeline once on sample files in a JVM that dumps its classes at exit."""
+    from orderlake.engine import session
+    from orderlake.engine.run.runner import LocalPipeline
+    from orderlake.synthetic import generate_order_files
+
+    final = archive_path(classpath)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
+    dump = [f"-XX:ArchiveClassesAtExit={partial}", QUIET]
+    with tempfile.TemporaryDirectory(prefix="orderlake-class-archive-") as work:
+        volume, warehouse = Path(work) / "volume", Path(work) / "warehouse"
+        spark = session.get_spark("orderlake-class-archive", java_options=dump)
+        jvm = spark.sparkContext._gateway.proc  # type: ignore[attr-defined]
+        generate_order_files(volume / "source", rows=6_000, files=2, invalid_ratio=0.01, seed=7)
+        pipeline = LocalPipeline(volume_path=volume, warehouse_path=warehouse, spark=spark)
+        pipeline.update()
+        generate_order_files(volume / "source", rows=200, files=1, seed=8, name_prefix="more")
+        pipeline.update()
+        spark.stop()
+        jvm.stdin.close()  # the JVM exits on EOF from its Python, and dumps the archive then
+        jvm.wait(timeout=300)
+    if not partial.is_file() or partial.stat().st_size == 0:
+        raise RuntimeError(f"the JVM wrote no class archive at {partial}")
+    partial.replace(final)
+    for stale in final.parent.glob("spark-*.jsa*"):
+        if stale != final and not stale.name.endswith(".partial"):
+            stale.unlink(missing_ok=True)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m orderlake.engine.class_archive [--if-missing]` (run by `make setup`)."""
+    from orderlake.engine.session import delta_classpath, jars_list_file
+
+    args = sys.argv[1:] if argv is None else argv
+    classpath = delta_classpath(jars_list_file())
+    if classpath is None:
+        print("orderlake: the Delta jars are not resolved yet: run `python -m "
+              "orderlake.engine.session` first", file=sys.stderr)
+        return 2
+    if "--if-missing" in args and archive_path(classpath).is_file():
+        return 0
+    print(f"class archive written: {build(classpath)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
