@@ -31,8 +31,12 @@ def null_fails(constraint: str) -> str:
     The one definition of that semantic: the rule dicts handed to `dp.expect_all*` (so
     Databricks and the local engine see the same SQL), the quarantine's failed-rule list
     (`transforms.passes`) and the local engine's expectations all go through it. Wrapping an
-    already wrapped constraint changes nothing (COALESCE of a non-NULL value)."""
-    return f"COALESCE(({constraint}), FALSE)"
+    already wrapped constraint changes nothing (COALESCE of a non-NULL value). A constraint that
+    ends in a `-- comment` gets the line break it needs before the closing parenthesis."""
+    return f"COALESCE(({constraint}{_END_COMMENT if '--' in constraint else ''}), FALSE)"
+
+
+_END_COMMENT = "\n"
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,42 @@ def check_constraints(ruleset: RuleSet, spark: Any) -> None:
     the definitions call this while they load): no `_jdf`, `_jvm` or `sparkContext`.
     """
     frame = _rule_columns_frame(spark)
+    constraints = [rule.constraint for rule in ruleset.rules]
+    if constraints and _all_sound(frame, constraints):
+        return  # three plans for the whole file; one rule at a time only to name a bad one
     for rule in ruleset.rules:
         problem = constraint_problem(frame, rule.constraint)
         if problem:
             raise RuleError(ruleset.path, rule.name, problem)
+
+
+def _all_sound(frame: Any, constraints: list[str]) -> bool:
+    """`constraint_problem` finds nothing in any of `constraints`, asked of all at once: each
+    of its three plans fails as soon as one constraint fails it (36 analyses take 2.3 s
+    on a cold JVM, 3 take a fraction)."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    try:
+        fields = frame.select(
+            [F.expr(c).alias(f"ok{i}") for i, c in enumerate(constraints)]
+        ).schema.fields
+        if any(field.dataType.typeName() != "boolean" for field in fields):
+            return False
+        _ = frame.select(
+            [F.transform(F.array(F.lit(0)), _returning(c)) for c in constraints]
+        ).schema
+        every = F.expr(" AND ".join(f"({c}\n)" for c in constraints))
+        _ = frame.join(frame.select(F.lit(0).alias("__other")), on=every).schema
+    except PySparkException:
+        return False
+    return True
+
+
+def _returning(constraint: str) -> Any:
+    from pyspark.sql import functions as F
+
+    return lambda _: F.expr(constraint)
 
 
 def constraint_problem(frame: Any, constraint: str) -> str | None:
