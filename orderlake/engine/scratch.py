@@ -31,13 +31,24 @@ def scratch_root() -> Path:
     return cache / "orderlake" / "spark-scratch"
 
 
+def usable_root() -> Path:
+    """The cache's scratch root, or one in the system's temp folder when the cache is not
+    writable (a read-only home): Spark must start either way."""
+    root = scratch_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        root = Path(tempfile.gettempdir()) / f"orderlake-spark-scratch-{os.getuid()}"
+        root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def claim(root: Path | None = None) -> Path:
     """This process's scratch folder (the same one for every session it starts)."""
     pid = os.getpid()
     if pid in _claimed:
         return _claimed[pid][0]
-    root = root or scratch_root()
-    root.mkdir(parents=True, exist_ok=True)
+    root = root or usable_root()
     sweep(root)
     folder = Path(tempfile.mkdtemp(prefix=f"{pid}-", dir=root))
     fd = os.open(folder / OWNER, os.O_RDWR | os.O_CREAT, 0o600)
