@@ -149,3 +149,37 @@ def test_class_archive_options_need_the_archive(tmp_path: Path, monkeypatch) -> 
     assert class_archive.archive_path(["b.jar"]) != path  # another class path, another archive
     monkeypatch.setenv("ORDERLAKE_CLASS_ARCHIVE", "0")
     assert class_archive.java_options(["a.jar"]) == []
+
+
+def test_each_spark_installation_has_its_own_class_archive(tmp_path: Path, monkeypatch) -> None:
+    """A clone with its own virtualenv has its own pyspark jars: an archive built for another
+    one's class path is refused by the JVM, so it must not be taken for this one's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    here = class_archive.archive_path(["delta.jar"])
+    monkeypatch.setenv("SPARK_HOME", str(tmp_path / "other-venv"))
+    assert class_archive.archive_path(["delta.jar"]) != here
+
+
+def test_a_new_archive_replaces_its_installations_old_ones_only(tmp_path: Path) -> None:
+    import json
+
+    live_other = tmp_path / "other-spark"
+    live_other.mkdir()
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    made = {}
+    for name, home in {
+        "new": "/ours", "older": "/ours", "other": str(live_other), "gone": "/no/such/dir",
+        "unrecorded": None,
+    }.items():  # fmt: skip
+        archive = folder / f"spark-{name}.jsa"
+        archive.write_bytes(b"x")
+        if home is not None:
+            archive.with_suffix(".json").write_text(json.dumps({"spark_home": home}))
+        made[name] = archive
+    removed = class_archive.remove_stale(folder, "/ours", keep=made["new"])
+    assert sorted(p.name for p in removed) == [
+        "spark-gone.jsa", "spark-older.jsa", "spark-unrecorded.jsa",
+    ]  # fmt: skip
+    assert sorted(p.name for p in folder.glob("*.jsa")) == ["spark-new.jsa", "spark-other.jsa"]
+    assert not (folder / "spark-older.json").exists()

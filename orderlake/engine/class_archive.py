@@ -5,18 +5,24 @@ Spark's and Delta's classes from jars. The JDK's dynamic AppCDS archive holds th
 map: `make setup` runs the pipeline once on sample files with `-XX:ArchiveClassesAtExit`, and
 every later session starts with `-XX:SharedArchiveFile` (docs/performance.md has the figures).
 
-An archive is only good for the JVM and class path that made it: its name hashes both, and the
-JVM itself ignores a mismatched archive (silently, with the `cds` log off). Without an archive a
-session starts as before.
+An archive is only good for the JVM and class path that made it (pyspark's jars, where they
+are installed, then the Delta jars): its name hashes the Java binary, the Spark installation and
+the Delta jars, and the JVM itself ignores a mismatched archive (silently, with the `cds` log
+off). Without an archive a session starts as before. Each archive has a `.json` beside it
+naming its Spark installation; a new build deletes the archives of its own installation and of
+installations that are gone (a deleted virtualenv), not those of other live checkouts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 QUIET = "-Xlog:cds*=off"
@@ -28,13 +34,17 @@ def archive_dir() -> Path:
 
 
 def archive_path(classpath: list[str]) -> Path:
-    """Where the archive for this JVM (its binary, as installed) and class path lives."""
+    """Where the archive for this JVM (its binary, as installed), Spark installation and
+    class path lives."""
+    from orderlake.engine.session import spark_home
+
     java = _java_binary()
     try:
         stamp = f"{os.path.realpath(java)}:{os.stat(java).st_mtime_ns}"
     except (OSError, TypeError):
         stamp = "unknown-java"
-    key = hashlib.sha256("\n".join([stamp, *classpath]).encode()).hexdigest()[:16]
+    parts = [stamp, os.path.realpath(spark_home()), *classpath]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return archive_dir() / f"spark-{key}.jsa"
 
 
@@ -55,6 +65,7 @@ def build(classpath: list[str]) -> Path:
     """Run the pipeline once on sample files in a JVM that dumps its classes at exit."""
     from orderlake.engine import session
     from orderlake.engine.run.runner import LocalPipeline
+    from orderlake.engine.session import spark_home
     from orderlake.synthetic import generate_order_files
 
     final = archive_path(classpath)
@@ -75,11 +86,34 @@ def build(classpath: list[str]) -> Path:
         jvm.wait(timeout=300)
     if not partial.is_file() or partial.stat().st_size == 0:
         raise RuntimeError(f"the JVM wrote no class archive at {partial}")
+    home = os.path.realpath(spark_home())
+    remove_stale(final.parent, home, keep=final)
+    final.with_suffix(".json").write_text(json.dumps({"spark_home": home}), encoding="utf-8")
     partial.replace(final)
-    for stale in final.parent.glob("spark-*.jsa*"):
-        if stale != final and not stale.name.endswith(".partial"):
-            stale.unlink(missing_ok=True)
     return final
+
+
+def remove_stale(folder: Path, home: str, keep: Path) -> list[Path]:
+    """Delete the archives made for `home` (older builds) or for a Spark installation that is
+    gone; keep those of other installations that still exist."""
+    removed = []
+    for archive in folder.glob("spark-*.jsa"):
+        if archive == keep:
+            continue
+        try:
+            owner = json.loads(archive.with_suffix(".json").read_text(encoding="utf-8"))
+            built_for = str(owner["spark_home"])
+        except (OSError, ValueError, KeyError, TypeError):
+            built_for = ""  # no record (an early build): treat as gone
+        if built_for == home or not os.path.isdir(built_for):
+            archive.unlink(missing_ok=True)
+            archive.with_suffix(".json").unlink(missing_ok=True)
+            removed.append(archive)
+    for partial in folder.glob("spark-*.partial"):  # a build killed while its JVM dumped
+        with contextlib.suppress(OSError):
+            if time.time() - partial.stat().st_mtime > 3600:
+                partial.unlink()
+    return removed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,12 +67,16 @@ def _artifact(jar_name: str, ivy: bool = False) -> str:
     return re.sub(r"-\d[^/]*\.jar$", "", name)
 
 
-def _pyspark_artifacts() -> set[str]:
+def spark_home() -> str:
+    """The Spark installation the JVM starts from: $SPARK_HOME, else pyspark's own folder."""
     import pyspark
 
-    home = os.environ.get("SPARK_HOME") or os.path.dirname(pyspark.__file__)
+    return os.environ.get("SPARK_HOME") or os.path.dirname(pyspark.__file__)
+
+
+def _pyspark_artifacts() -> set[str]:
     try:
-        return {_artifact(name) for name in os.listdir(os.path.join(home, "jars"))}
+        return {_artifact(name) for name in os.listdir(os.path.join(spark_home(), "jars"))}
     except OSError:
         return set()
 
