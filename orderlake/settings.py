@@ -6,6 +6,7 @@ for local runs, so both read one set of names and defaults.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -92,3 +93,8 @@ class PipelineSettings:
     @property
     def rejected_path(self) -> str:
         return self._under_volume(self.rejected_dir)
+
+
+def cache_home() -> Path:
+    """The user's cache folder ($XDG_CACHE_HOME, else ~/.cache): jars, archives, scratch."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -19,26 +19,27 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from orderlake.settings import cache_home
+
 QUIET = "-Xlog:cds*=off"
 
 
 def archive_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = cache_home()
     return cache / "orderlake" / "class-archive"
 
 
 def archive_path(classpath: list[str]) -> Path:
     """Where the archive for this JVM (its binary, as installed), Spark installation and
     class path lives."""
-    from orderlake.engine.session import spark_home
+    from orderlake.engine.session import java_binary, spark_home
 
-    java = _java_binary()
+    java = java_binary()
     try:
         stamp = f"{os.path.realpath(java)}:{os.stat(java).st_mtime_ns}"
     except (OSError, TypeError):
@@ -56,16 +57,10 @@ def java_options(classpath: list[str]) -> list[str]:
     return [f"-XX:SharedArchiveFile={path}", QUIET] if path.is_file() else []
 
 
-def _java_binary() -> str | None:
-    home = os.environ.get("JAVA_HOME")
-    return os.path.join(home, "bin", "java") if home else shutil.which("java")
-
-
 def build(classpath: list[str]) -> Path:
     """Run the pipeline once on sample files in a JVM that dumps its classes at exit."""
     from orderlake.engine import session
     from orderlake.engine.run.runner import LocalPipeline
-    from orderlake.engine.session import spark_home
     from orderlake.synthetic import generate_order_files
 
     final = archive_path(classpath)
@@ -86,7 +81,7 @@ def build(classpath: list[str]) -> Path:
         jvm.wait(timeout=300)
     if not partial.is_file() or partial.stat().st_size == 0:
         raise RuntimeError(f"the JVM wrote no class archive at {partial}")
-    home = os.path.realpath(spark_home())
+    home = os.path.realpath(session.spark_home())
     remove_stale(final.parent, home, keep=final)
     final.with_suffix(".json").write_text(json.dumps({"spark_home": home}), encoding="utf-8")
     partial.replace(final)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from orderlake.engine.lock import jvm_in_record, spark_jvm_alive
+from orderlake.settings import cache_home
 
 OWNER = "owner"
 # A folder without its owner file is being created; one that stays so this long is debris.
@@ -27,7 +28,7 @@ _claimed: dict[int, tuple[Path, int]] = {}  # pid -> (folder, fd holding the loc
 
 
 def scratch_root() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = cache_home()
     return cache / "orderlake" / "spark-scratch"
 
 

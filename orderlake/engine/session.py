@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 from orderlake.engine import class_archive, scratch
 from orderlake.engine.faults import kill_point
 from orderlake.errors import ConfigurationError
+from orderlake.settings import cache_home
 from orderlake.storage.spark import driver_memory
 
 # delta-spark 4.4.1 (Python) pairs with pyspark 4.2.0, but only the 4.4.0 jars are published
@@ -31,7 +32,7 @@ QUIET_LOG4J = Path(__file__).with_name("log4j2-quiet.properties")
 
 def jars_list_file() -> Path:
     """Where the jar files Ivy resolved for DELTA_PACKAGE are remembered."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = cache_home()
     return cache / "orderlake" / f"jars-{DELTA_PACKAGE.replace(':', '_')}.txt"
 
 
@@ -95,10 +96,15 @@ class JavaMissing(ConfigurationError, RuntimeError):
     """Java is absent or too old for Spark 4."""
 
 
+def java_binary() -> str | None:
+    """The `java` Spark will start: $JAVA_HOME's, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    return os.path.join(home, "bin", "java") if home else shutil.which("java")
+
+
 def java_version() -> int:
     """The major version of the `java` Spark will start, or raise JavaMissing."""
-    home = os.environ.get("JAVA_HOME")
-    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    java = java_binary()
     if not java or not os.path.exists(java):
         raise JavaMissing(f"Java {MIN_JAVA}+ is required and no `java` was found (install a JDK)")
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr

@@ -25,6 +25,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from orderlake.settings import cache_home
+
 GCS_CONNECTOR_VERSION = "4.0.4"
 GCS_CONNECTOR_GROUP = "com.google.cloud.bigdataoss"
 GCS_CONNECTOR_ARTIFACT = "gcs-connector"
@@ -45,7 +47,7 @@ class ConnectorDownloadError(RuntimeError):
 
 
 def jar_cache_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = cache_home()
     return cache / "orderlake" / "jars"
 
 
