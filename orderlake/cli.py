@@ -160,6 +160,10 @@ def _pipeline_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_volume(args: argparse.Namespace) -> None:
+    """Usage errors a command can find before it locks, creates or starts anything."""
+    bundle = getattr(args, "bundle", None)
+    if bundle is not None and not (bundle / "databricks.yml").is_file():
+        raise UsageError(f"--bundle {bundle}: no databricks.yml there")
     volume: Path = args.volume
     warehouse = getattr(args, "warehouse", None)
     if is_remote(volume) or is_remote(warehouse):
@@ -203,8 +207,6 @@ def _pipeline(args: argparse.Namespace, lock: Any = None) -> Any:
         (args.volume / folder).mkdir(parents=True, exist_ok=True)
     _say(f"starting Spark and loading the pipeline (volume {args.volume})")
     bundle = getattr(args, "bundle", None)
-    if bundle is not None and not (bundle / "databricks.yml").is_file():
-        raise UsageError(f"--bundle {bundle}: no databricks.yml there")
     pipeline = LocalPipeline(
         args.volume,
         args.warehouse,

@@ -94,6 +94,11 @@ def test_the_users_bundle_runs_through_the_cli(tmp_path, spark):
 
 
 def test_bundle_must_name_a_bundle_folder(tmp_path):
-    ran = _cli("run", "--bundle", str(tmp_path), "--volume", str(tmp_path), "--create")
-    assert ran.returncode == 2
-    assert "no databricks.yml" in ran.stderr
+    """A usage error, found before the command locks or creates anything."""
+    volume, warehouse = tmp_path / "volume", tmp_path / "warehouse"
+    for command in ("run", "watch", "refresh"):
+        ran = _cli(command, "--bundle", str(tmp_path), "--volume", str(volume),
+                   "--warehouse", str(warehouse), "--create")
+        assert ran.returncode == 2, (command, ran.stderr)
+        assert "no databricks.yml" in ran.stderr
+        assert not volume.exists() and not warehouse.exists(), command
