@@ -3,6 +3,10 @@
 Mirrors the Databricks job trigger: fire once no file changed for
 `wait_after_last_change_seconds`, and no sooner than `min_time_between_triggers_seconds` after
 the previous trigger. Files that arrive during an update are taken by the next one.
+
+A change counts from the file's last write (its mtime), not from the poll that saw it, so the
+poll interval adds no latency; the previous poll bounds it from below (a coarse or skewed mtime
+can make a file look older than it is, never more than one poll older).
 """
 
 from __future__ import annotations
@@ -27,19 +31,29 @@ class TriggerTimings:
 class ArrivalTrigger:
     """Decides, from successive listings, when an update should start."""
 
-    def __init__(self, timings: TriggerTimings, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        timings: TriggerTimings,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
         self.timings = timings
         self.clock = clock
+        self.wall_clock = wall_clock
         self._listing: list[SourceFile] | None = None
         self._changed_at = clock()
+        self._observed_at: float | None = None
         self._last_trigger: float | None = None
 
     def observe(self, listing: list[SourceFile]) -> bool:
         """Feed the current listing; True when an update should start now."""
         now = self.clock()
         if listing != self._listing:
+            written = set(listing) - set(self._listing or [])
+            if written:  # a file only removed (archived, deleted) needs no settling
+                self._changed_at = self._last_write(written, now)
             self._listing = listing
-            self._changed_at = now
+        self._observed_at = now
         if not listing:
             return False
         if now - self._changed_at < self.timings.wait_after_last_change_seconds:
@@ -51,6 +65,15 @@ class ArrivalTrigger:
             return False
         self._last_trigger = now
         return True
+
+    def _last_write(self, written: set[SourceFile], now: float) -> float:
+        """When the newest of `written` was last written, on `clock`'s scale: its mtime, but
+        not before the previous poll (which did not see it) and not after now."""
+        if self._observed_at is None:
+            return now  # the first listing: nothing to bound a file's age with
+        newest = max(f.mtime_ns for f in written) / 1e9
+        at = now - (self.wall_clock() - newest)
+        return min(now, max(self._observed_at, at))
 
     def due_in(self) -> float | None:
         """Seconds until the files waiting now would start an update (None: none is waiting),
