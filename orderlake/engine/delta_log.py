@@ -97,6 +97,23 @@ def latest_commit_info(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def file_count_and_bytes(path: Path) -> tuple[int, int] | None:
+    """(live data files, their bytes) of the newest version, from the checksum file Delta
+    writes beside each commit (`<version>.crc`); None when that version has none."""
+    version = latest_version(path)
+    if version is None:
+        return None
+    try:
+        with (as_path(path) / "_delta_log" / f"{version:020d}.crc").open(
+            encoding="utf-8"
+        ) as handle:
+            checksum = json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return None
+    files, size = checksum.get("numFiles"), checksum.get("tableSizeBytes")
+    return (int(files), int(size)) if files is not None and size is not None else None
+
+
 def data_file_bytes(path: Path) -> int | None:
     """Bytes of the Parquet files under a local table's folder (files a commit removed and no
     VACUUM deleted yet count too): what a full scan reads, at most. None for a bucket."""

@@ -30,9 +30,11 @@ from .harness import Volume, check_all, finish_cli, make_volume, output_of, star
 
 OPS = ("first load", "increment", "refresh", "watch")
 WATCH_ARGS = ["--wait-after-last-change", "0.3", "--min-between-triggers", "0", "--poll", "0.1"]
+CHAOS_COMPACT_AT = "8"  # tables are compacted every few updates, so kills land in it too
 NOISE = re.compile(r"Traceback|py4j|\tat org\.|Exception in thread")
 PHASES = [  # (what the child printed last, the phase it was in)
     ("update failed", "failed"),
+    ("compacting the small files", "compaction"),
     (" done in ", "update done"),
     ("rows in,", "flows: writing"),
     ("applying new rows", "flows: applying"),
@@ -133,7 +135,7 @@ def _one_hit(chaos: Chaos, volume: Volume, op: str, sig: int, group: bool, logs:
     args = {"first load": ["run"], "increment": ["run"], "refresh": ["refresh"]}.get(op, ["watch"])
     args = [*args, *volume_args(volume)] + (WATCH_ARGS if op == "watch" else [])
     marker, at = chaos.moment(op)
-    proc = start_cli(args, logs)
+    proc = start_cli(args, logs, {"ORDERLAKE_COMPACT_MIN_FILES": CHAOS_COMPACT_AT})
     seen: dict[str, float] = {}
     dropper = None
     if op == "watch":

@@ -57,10 +57,13 @@ class Kill:
 
     name: str
     at: str | None = None  # ORDERLAKE_KILL_AT value
-    when: str | None = None  # bronze_writing | target_merging | quarantine_writing | delay:<s>
+    # bronze_writing | target_merging | quarantine_writing | delay:<s> | compacting:<s>
+    when: str | None = None
     command: str = "run"
+    compact_at: int | None = None  # ORDERLAKE_COMPACT_MIN_FILES for the killed child
 
 
+COMPACT = 2  # every table with two files or more is compacted after the update
 NAMED_POINTS = [
     "after_plan",
     "after_inspect:2",
@@ -90,6 +93,11 @@ MATRIX = (
         Kill("watch: after the update, idle", when="idle", command="watch"),
         Kill("refresh: after writing its intent", at="refresh_planned", command="refresh"),
         Kill("refresh: one downstream table dropped", at="refresh_drop:2", command="refresh"),
+        Kill("compaction: before it starts", at="before_compaction:orders_target",
+             compact_at=COMPACT),
+        Kill("compaction in progress", when="compacting:0.5", compact_at=COMPACT),
+        Kill("watch: compaction in progress", when="compacting:0.2", compact_at=COMPACT,
+             command="watch"),
     ]
 )
 DEFAULT = {"target MERGE in progress", "watch: halfway through archiving"}
@@ -116,11 +124,13 @@ def _trigger(volume: Volume, kill: Kill, proc) -> Callable[[], bool] | None:
             "no new files" in output_of(proc)
             or bool(re.search(r"update \d+ done", output_of(proc)))
         )
-    delay = float(kill.when.split(":", 1)[1])
+    kind, _, after = kill.when.partition(":")
+    delay = float(after)
+    marker = "compacting the small files" if kind == "compacting" else "new file(s) in"
     seen: dict[str, float] = {}
 
     def after_listing() -> bool:
-        if "new file(s) in" not in output_of(proc):
+        if marker not in output_of(proc):
             return False
         seen.setdefault("at", time.monotonic())
         return time.monotonic() - seen["at"] >= delay
@@ -131,6 +141,8 @@ def _trigger(volume: Volume, kill: Kill, proc) -> Callable[[], bool] | None:
 def run_and_kill(volume: Volume, kill: Kill, logs: Path):
     args = [kill.command, *volume_args(volume)] + (WATCH_ARGS if kill.command == "watch" else [])
     env = {"ORDERLAKE_KILL_AT": kill.at} if kill.at else {}
+    if kill.compact_at is not None:
+        env["ORDERLAKE_COMPACT_MIN_FILES"] = str(kill.compact_at)
     proc = start_cli(args, logs, env)
     trigger = _trigger(volume, kill, proc)
     return finish_cli(proc, kill_when=trigger, timeout=900)

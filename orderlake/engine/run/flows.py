@@ -212,7 +212,7 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
         cleanup.enter_context(ctx.bind(increments))
         if small:
             conf = batch_conf(rows_in, _merged_bytes(ctx, group))
-            cleanup.enter_context(_spark_settings(ctx.spark, conf))
+            cleanup.enter_context(spark_settings(ctx.spark, conf))
         try:
             for item in ordered:
                 with ctx.view_checks(_view_checker(ctx, progress[item.flow.name])):
@@ -269,7 +269,7 @@ def batch_conf(rows: int, merged_bytes: float) -> dict[str, str]:
 
 
 @contextmanager
-def _spark_settings(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+def spark_settings(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
     previous = {key: spark.conf.get(key, None) for key in conf}
     for key, value in conf.items():
         spark.conf.set(key, value)

@@ -42,6 +42,7 @@ from orderlake.engine.run.eventlog import EventLog
 from orderlake.engine.run.expectations import QualityReport, enforce
 from orderlake.engine.run.flow_state import FlowStates
 from orderlake.engine.run.flows import FlowContext, FlowProgress, query_flows, run_flows
+from orderlake.engine.run.maintenance import Compaction, compact_due
 from orderlake.engine.run.table_changes import read_appended, source_version
 from orderlake.engine.session import get_spark, spark_jvm_pid
 from orderlake.errors import ConfigurationError
@@ -59,6 +60,7 @@ class UpdateResult:
     flows: list[FlowProgress] = field(default_factory=list)
     seconds: float = 0.0
     full_refresh: bool = False
+    compactions: list[Compaction] = field(default_factory=list)  # after the update
 
     @property
     def files_loaded(self) -> int:
@@ -408,10 +410,36 @@ class LocalPipeline:
     ) -> UpdateResult:
         """Run one triggered update, holding the warehouse lock (unless the caller holds it)."""
         if lock_held:
-            return self._update(full_refresh)
+            return self._maintained(self._update(full_refresh))
         lock = warehouse_lock(self.warehouse_path)
         with lock.acquired(wait_seconds, jvm_pid=spark_jvm_pid(self.spark)):
-            return self._update(full_refresh)
+            return self._maintained(self._update(full_refresh))
+
+    def _maintained(self, result: UpdateResult) -> UpdateResult:
+        """After a completed update, still under the lock: compact the tables whose small
+        files have piled up (maintenance.py). A failure leaves the tables as they were and
+        the update completed; a stop requested meanwhile is still a stop."""
+        tables = [
+            (d.name, self.table_path(d.name), d.table_properties)
+            for d in self.graph.datasets.values()
+            if d.stored
+        ]
+        for flow in self.graph.flows:
+            if isinstance(flow, AutoCdcFlow):
+                target = self.graph.dataset(flow.target)
+                tomb = f"__{target.name}_tombstones"
+                tables.append((tomb, self.table_path(tomb), target.table_properties))
+        try:
+            result.compactions = compact_due(self.spark, tables, self.progress)
+        except Exception as exc:
+            STOP.check()
+            self.progress(f"compaction skipped: {error_text(exc)}")
+        for done in result.compactions:
+            self.progress(
+                f"{done.table}: compacted {done.files_removed} small files into "
+                f"{done.files_added} ({done.seconds:.1f}s)"
+            )
+        return result
 
     def _update(self, full_refresh: bool) -> UpdateResult:
         STOP.check()
