@@ -12,6 +12,7 @@ from tests.conftest import order_row
 
 CODEGEN = "spark.sql.codegen.wholeStage"
 AQE = "spark.sql.adaptive.enabled"
+PARTITIONS = "spark.sql.shuffle.partitions"
 
 # A second AUTO CDC flow over the same bronze rows (so it runs in the orders flow's group); its
 # view notes the session's code generation setting each time the engine builds its query.
@@ -40,6 +41,9 @@ def test_batch_conf_turns_compiling_off_only_when_batch_and_target_are_tiny():
     tiny_rows, small_rows = flows.TINY_BATCH_ROWS - 1, flows.SMALL_BATCH_ROWS - 1
     small_target = flows.TINY_TARGET_BYTES - 1
     assert flows.batch_conf(tiny_rows, small_target)[CODEGEN] == "false"
+    assert flows.batch_conf(tiny_rows, small_target)[PARTITIONS] == "1"
+    assert PARTITIONS not in flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)
+    assert PARTITIONS not in flows.batch_conf(small_rows, 0)
     assert flows.batch_conf(tiny_rows, 0)[AQE] == "false"
     assert CODEGEN not in flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)
     assert flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)[AQE] == "false"
