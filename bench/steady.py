@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.data import build, drop_into
+from bench.report import machine_info
 from bench.run import RESULTS, SIZES, TMP, start_spark
 from orderlake.synthetic import generate_order_files
 
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     window = min(20, args.updates // 3)
     result = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": machine_info(spark.version, "")["commit"],
         "updates": args.updates,
         "rows_per_update": args.rows,
         "first_load_rows": spec.rows,

@@ -80,35 +80,34 @@ def committed_since(path: Path, version: int, user_metadata: str) -> bool:
     return False
 
 
-def latest_commit_info(path: Path) -> dict[str, Any] | None:
-    """The `commitInfo` of the newest commit (the writer's own, while it holds the lock)."""
+def _newest_log_file(path: Path, suffix: str) -> str | None:
+    """The text of the newest version's `<version><suffix>` log file, or None if absent."""
     version = latest_version(path)
     if version is None:
         return None
     try:
-        with (as_path(path) / "_delta_log" / f"{version:020d}.json").open(
+        return (as_path(path) / "_delta_log" / f"{version:020d}{suffix}").read_text(
             encoding="utf-8"
-        ) as handle:
-            for line in handle:
-                if '"commitInfo"' in line:
-                    return json.loads(line)["commitInfo"]
-    except FileNotFoundError:  # the newest version is a checkpoint only
+        )
+    except FileNotFoundError:  # a checkpoint-only version, or a checksum not (yet) written
         return None
+
+
+def latest_commit_info(path: Path) -> dict[str, Any] | None:
+    """The `commitInfo` of the newest commit (the writer's own, while it holds the lock)."""
+    for line in (_newest_log_file(path, ".json") or "").splitlines():
+        if '"commitInfo"' in line:
+            return json.loads(line)["commitInfo"]
     return None
 
 
 def file_count_and_bytes(path: Path) -> tuple[int, int] | None:
     """(live data files, their bytes) of the newest version, from the checksum file Delta
     writes beside each commit (`<version>.crc`); None when that version has none."""
-    version = latest_version(path)
-    if version is None:
-        return None
+    text = _newest_log_file(path, ".crc")
     try:
-        with (as_path(path) / "_delta_log" / f"{version:020d}.crc").open(
-            encoding="utf-8"
-        ) as handle:
-            checksum = json.load(handle)
-    except (FileNotFoundError, ValueError):
+        checksum = json.loads(text) if text else {}
+    except ValueError:  # half-written
         return None
     files, size = checksum.get("numFiles"), checksum.get("tableSizeBytes")
     return (int(files), int(size)) if files is not None and size is not None else None
