@@ -7,8 +7,13 @@ import random
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from orderlake.engine.delta_log import latest_version
-from orderlake.engine.run.maintenance import MANAGED_PROPERTY, compact_due
+from orderlake.engine.delta_log import latest_version, newest_checksum
+from orderlake.engine.run.maintenance import (
+    MANAGED_PROPERTY,
+    SMALL_FILE_BYTES,
+    compact_due,
+    small_files,
+)
 from orderlake.engine.run.table_changes import appended_files
 from tests.conftest import order_row
 
@@ -31,7 +36,7 @@ def test_small_files_are_packed_in_one_commit_that_adds_no_rows(spark, tmp_path,
     said: list[str] = []
     done = compact_due(spark, [("t", path, {})], said.append)
     assert [(d.table, d.files_removed, d.files_added) for d in done] == [("t", files, 1)]
-    assert said == [f"t: compacting the small files among its {files}"]
+    assert said == [f"t: compacting its {files} small files"]
     assert _files(spark, path) == 1
     assert sorted(r.id for r in spark.read.format("delta").load(str(path)).collect()) == rows
     version = latest_version(path)
@@ -107,3 +112,31 @@ def test_updates_keep_their_semantics_across_compactions(
     assert spark.read.format("delta").load(str(tables / "orders_bronze")).count() == sent
     quarantined = spark.read.format("delta").load(str(tables / "orders_quarantine")).count()
     assert quarantined == bad, f"seed {seed}"  # a compacted bronze file is not read again
+
+
+def test_a_big_file_is_neither_counted_nor_rewritten(spark, tmp_path, monkeypatch):
+    """Only files under SMALL_FILE_BYTES count toward the threshold and get packed: a client's
+    big file loaded into bronze stays as it is."""
+    path = tmp_path / "t"
+    big = spark.range(400_000).selectExpr("id", "sha2(cast(id AS STRING), 256) AS h")
+    big.coalesce(1).write.format("delta").save(str(path))
+    [big_file] = DeltaTable.forPath(spark, str(path)).toDF().inputFiles()
+    for i in range(5):
+        tiny = spark.range(i * 10, i * 10 + 10).selectExpr("id", "CAST(id AS STRING) AS h")
+        tiny.coalesce(1).write.format("delta").mode("append").save(str(path))
+    histogram = newest_checksum(path)
+    assert small_files(histogram) == 5
+    monkeypatch.setenv("ORDERLAKE_COMPACT_MIN_FILES", "6")
+    assert compact_due(spark, [("t", path, {})]) == []  # six files, but five small ones
+    monkeypatch.setenv("ORDERLAKE_COMPACT_MIN_FILES", "5")
+    done = compact_due(spark, [("t", path, {})])
+    assert [(d.files_removed, d.files_added) for d in done] == [(5, 1)]
+    assert big_file in DeltaTable.forPath(spark, str(path)).toDF().inputFiles()
+    assert spark.read.format("delta").load(str(path)).count() == 400_050
+
+
+def test_small_files_reads_the_histogram_bins_up_to_the_limit():
+    bins = [0, 8192, 4 * 2**20, SMALL_FILE_BYTES, 2 * SMALL_FILE_BYTES]
+    checksum = {"fileSizeHistogram": {"sortedBinBoundaries": bins, "fileCounts": [3, 4, 5, 6, 7]}}
+    assert small_files(checksum) == 12  # the bins ending at or below the limit
+    assert small_files({"numFiles": 9}) is None  # no histogram: the caller falls back

@@ -101,16 +101,14 @@ def latest_commit_info(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def file_count_and_bytes(path: Path) -> tuple[int, int] | None:
-    """(live data files, their bytes) of the newest version, from the checksum file Delta
-    writes beside each commit (`<version>.crc`); None when that version has none."""
+def newest_checksum(path: Path) -> dict[str, Any] | None:
+    """The checksum Delta writes beside the newest commit (`<version>.crc`: `numFiles`,
+    `tableSizeBytes`, `fileSizeHistogram`, ...), or None when that version has none."""
     text = _newest_log_file(path, ".crc")
     try:
-        checksum = json.loads(text) if text else {}
+        return json.loads(text) if text else None
     except ValueError:  # half-written
         return None
-    files, size = checksum.get("numFiles"), checksum.get("tableSizeBytes")
-    return (int(files), int(size)) if files is not None and size is not None else None
 
 
 def data_file_bytes(path: Path) -> int | None:

@@ -34,7 +34,7 @@ CHAOS_COMPACT_AT = "8"  # tables are compacted every few updates, so kills land 
 NOISE = re.compile(r"Traceback|py4j|\tat org\.|Exception in thread")
 PHASES = [  # (what the child printed last, the phase it was in)
     ("update failed", "failed"),
-    ("compacting the small files", "compaction"),
+    ("compacting its", "compaction"),
     (" done in ", "update done"),
     ("rows in,", "flows: writing"),
     ("applying new rows", "flows: applying"),

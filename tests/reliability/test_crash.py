@@ -126,7 +126,7 @@ def _trigger(volume: Volume, kill: Kill, proc) -> Callable[[], bool] | None:
         )
     kind, _, after = kill.when.partition(":")
     delay = float(after)
-    marker = "compacting the small files" if kind == "compacting" else "new file(s) in"
+    marker = "compacting its" if kind == "compacting" else "new file(s) in"
     seen: dict[str, float] = {}
 
     def after_listing() -> bool:

@@ -3,8 +3,9 @@
 Every update adds a few small files to each table it writes. Hundreds of them make every MERGE
 and every read open hundreds of files: a 50-row update into a 220k-row target took 1.8-2.7 s
 on fresh tables and 5.2-7.8 s after ~130 updates (docs/performance.md). So once a table holds
-`min_files` files or more and they average under `SMALL_FILE_BYTES`, its small files are
-bin-packed with Delta's OPTIMIZE:
+`min_files` files or more under `SMALL_FILE_BYTES` (a trickle's files: a client's big file in
+bronze is left alone; packing the 100 bronze files of a 10M-row first load took 21 s), they
+are bin-packed with Delta's OPTIMIZE:
 - one atomic commit whose actions carry `dataChange=false`: readers see the same rows, and the
   engine's flows, which read what commits *appended*, see no new rows (`table_changes`);
 - only files under `SMALL_FILE_BYTES` are rewritten (never a big file, not even for its
@@ -20,18 +21,19 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from orderlake.engine.delta_log import file_count_and_bytes
+from orderlake.engine.delta_log import newest_checksum
 from orderlake.engine.faults import kill_point
 from orderlake.engine.run.flows import spark_settings
 from orderlake.storage.path import AnyPath
 
 MANAGED_PROPERTY = "pipelines.autoOptimize.managed"
 MIN_FILES = 64
-SMALL_FILE_BYTES = 16 * 2**20
+SMALL_FILE_BYTES = 8 * 2**20  # a trickle's files, not a client's big file in bronze
 PACKED_FILE_BYTES = 128 * 2**20
 _OPTIMIZE_CONF = {
     "spark.databricks.delta.optimize.minFileSize": str(SMALL_FILE_BYTES),
@@ -56,17 +58,32 @@ def is_managed(properties: dict[str, str]) -> bool:
     return str(properties.get(MANAGED_PROPERTY, "true")).strip().lower() != "false"
 
 
+def small_files(checksum: dict[str, Any]) -> int | None:
+    """How many live files are under SMALL_FILE_BYTES, from the checksum's file size
+    histogram (its bins end at powers of two up to 8 MiB); None without a histogram."""
+    histogram = checksum.get("fileSizeHistogram") or {}
+    bounds, counts = histogram.get("sortedBinBoundaries"), histogram.get("fileCounts")
+    if not bounds or not counts:
+        return None
+    ends = [*bounds[1:], float("inf")]
+    return sum(int(n) for end, n in zip(ends, counts, strict=False) if end <= SMALL_FILE_BYTES)
+
+
 def due_files(path: AnyPath, threshold: int) -> int | None:
-    """The table's file count when it is due: many files, small on average. Read from the
+    """The table's small files when there are `threshold` or more, else None. Read from the
     checksum Delta writes with each commit: the check costs no Spark job (DESCRIBE DETAIL
-    costs one per table, 0.2-0.3 s an update). None when it is not due or not known."""
+    costs one per table, 0.2-0.3 s an update). Without a histogram, every file counts as
+    small when their average is."""
     if threshold <= 0:
         return None
-    counted = file_count_and_bytes(path)
-    if counted is None:
+    checksum = newest_checksum(path)
+    if checksum is None or checksum.get("numFiles") is None:
         return None
-    files, size = counted
-    return files if files >= threshold and size < files * SMALL_FILE_BYTES else None
+    small = small_files(checksum)
+    if small is None:
+        files, size = int(checksum["numFiles"]), int(checksum.get("tableSizeBytes") or 0)
+        small = files if size < files * SMALL_FILE_BYTES else 0
+    return small if small >= threshold else None
 
 
 def compact(spark: SparkSession, name: str, path: AnyPath) -> Compaction:
@@ -92,6 +109,6 @@ def compact_due(
         files = due_files(path, threshold) if is_managed(properties) else None
         if files is not None:
             kill_point(f"before_compaction:{name}")
-            say(f"{name}: compacting the small files among its {files}")
+            say(f"{name}: compacting its {files} small files")
             done.append(compact(spark, name, path))
     return done
