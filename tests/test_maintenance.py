@@ -136,7 +136,7 @@ def test_a_big_file_is_neither_counted_nor_rewritten(spark, tmp_path, monkeypatc
 
 
 def test_small_files_reads_the_histogram_bins_up_to_the_limit():
-    bins = [0, 8192, 4 * 2**20, SMALL_FILE_BYTES, 2 * SMALL_FILE_BYTES]
+    bins = [0, 8192, SMALL_FILE_BYTES // 2, SMALL_FILE_BYTES, 2 * SMALL_FILE_BYTES]
     checksum = {"fileSizeHistogram": {"sortedBinBoundaries": bins, "fileCounts": [3, 4, 5, 6, 7]}}
     assert small_files(checksum) == 12  # the bins ending at or below the limit
     assert small_files({"numFiles": 9}) is None  # no histogram: the caller falls back

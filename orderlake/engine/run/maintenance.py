@@ -3,9 +3,8 @@
 Every update adds a few small files to each table it writes. Hundreds of them make every MERGE
 and every read open hundreds of files: a 50-row update into a 220k-row target took 1.8-2.7 s
 on fresh tables and 5.2-7.8 s after ~130 updates (docs/performance.md). So once a table holds
-`min_files` files or more under `SMALL_FILE_BYTES` (a trickle's files: a client's big file in
-bronze is left alone; packing the 100 bronze files of a 10M-row first load took 21 s), they
-are bin-packed with Delta's OPTIMIZE:
+`min_files` files or more under `SMALL_FILE_BYTES` (1 MiB: a trickle's files; a client's big
+file in bronze is left alone), they are bin-packed with Delta's OPTIMIZE:
 - one atomic commit whose actions carry `dataChange=false`: readers see the same rows, and the
   engine's flows, which read what commits *appended*, see no new rows (`table_changes`);
 - only files under `SMALL_FILE_BYTES` are rewritten (never a big file, not even for its
@@ -33,7 +32,9 @@ from orderlake.storage.path import AnyPath
 
 MANAGED_PROPERTY = "pipelines.autoOptimize.managed"
 MIN_FILES = 64
-SMALL_FILE_BYTES = 8 * 2**20  # a trickle's files, not a client's big file in bronze
+# A file whose opening costs more than reading it: a trickle's files, not the 6 MB bronze files
+# of a client's 100k-row CSV (packing the 100 of a 10M-row first load took 20 s).
+SMALL_FILE_BYTES = 2**20
 PACKED_FILE_BYTES = 128 * 2**20
 _OPTIMIZE_CONF = {
     "spark.databricks.delta.optimize.minFileSize": str(SMALL_FILE_BYTES),
