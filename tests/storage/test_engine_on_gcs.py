@@ -205,17 +205,26 @@ def _same_on_local_folder(tmp_path: Path) -> Path:
     return warehouse
 
 
-def _tables(warehouse: Path) -> dict[str, list]:
+def _tables(spark, warehouse: Path) -> dict[str, list]:
+    """Every row of the two tables, read with Spark: an update of a key whose file holds other
+    rows leaves a deletion vector, which the Python snapshot reader refuses."""
+
     def key(row: dict) -> str:
         return json.dumps({k: v for k, v in row.items() if not k.startswith("_")}, default=str)
 
-    return {t: sorted(map(key, _rows(warehouse, t))) for t in ("orders_target", "orders_bronze")}
+    def rows(table: str) -> list[dict]:
+        frame = spark.read.format("delta").load(str(warehouse / "tables" / table))
+        return [r.asDict(recursive=True) for r in frame.collect()]
+
+    return {t: sorted(map(key, rows(t))) for t in ("orders_target", "orders_bronze")}
 
 
-def test_batches_on_gcs_match_the_local_folder(bucket: Bucket, tmp_path: Path) -> None:
+def test_batches_on_gcs_match_the_local_folder(
+    bucket: Bucket, tmp_path: Path, gcs_spark
+) -> None:
     on_gcs = _batches_on_gcs(bucket, _env(bucket.server), tmp_path, "gs:// local[2]")
     local = _same_on_local_folder(tmp_path)
-    assert _tables(on_gcs) == _tables(local)
+    assert _tables(gcs_spark, on_gcs) == _tables(gcs_spark, local)
     print(f"\ntwo batches, CLI wall time: {TIMINGS}")
 
 
