@@ -36,7 +36,10 @@ def test_small_files_are_packed_in_one_commit_that_adds_no_rows(spark, tmp_path,
     said: list[str] = []
     done = compact_due(spark, [("t", path, {})], said.append)
     assert [(d.table, d.files_removed, d.files_added) for d in done] == [("t", files, 1)]
-    assert said == [f"t: compacting its {files} small files"]
+    assert said == [
+        f"t: compacting its {files} small files",
+        f"t: compacted {files} small files into 1 ({done[0].seconds:.1f}s)",
+    ]
     assert _files(spark, path) == 1
     assert sorted(r.id for r in spark.read.format("delta").load(str(path)).collect()) == rows
     version = latest_version(path)

@@ -146,16 +146,22 @@ def _plan(ctx: FlowContext, flow: Flow) -> _Planned | None:
         ranges[source] = [start, max(end, start - 1)]
     if not any(end >= start for start, end in ranges.values()):
         return None
-    written = {t: _version(ctx.table_path(t)) for t in _written_tables(ctx, flow)}
+    written = {t: _version(ctx.table_path(t)) for t in written_tables(ctx.graph, flow)}
     run = FlowRun((last.run if last else 0) + 1, ranges, written=written)
     ctx.states.save(flow.name, run)
     kill_point(f"planned:{flow.name}")
     return _Planned(flow, run, recovered=False)
 
 
-def _written_tables(ctx: FlowContext, flow: Flow) -> list[str]:
-    target = ctx.graph.dataset(flow.target).name
-    return [target, f"__{target}_tombstones"] if isinstance(flow, AutoCdcFlow) else [target]
+def tombstone_table(target: str) -> str:
+    """The table where an AUTO CDC target's deletes leave their tombstones."""
+    return f"__{target}_tombstones"
+
+
+def written_tables(graph: PipelineGraph, flow: Flow) -> list[str]:
+    """The tables a flow writes: its target, and an AUTO CDC target's tombstones."""
+    target = graph.dataset(flow.target).name
+    return [target, tombstone_table(target)] if isinstance(flow, AutoCdcFlow) else [target]
 
 
 def _version(path: Path) -> int:
@@ -321,7 +327,7 @@ def _write_run(
             kept,
             flow,
             ctx.table_path(target.name),
-            ctx.table_path(f"__{target.name}_tombstones"),
+            ctx.table_path(tombstone_table(target.name)),
             target.table_properties,
             tag,
             done,

@@ -111,5 +111,10 @@ def compact_due(
         if files is not None:
             kill_point(f"before_compaction:{name}")
             say(f"{name}: compacting its {files} small files")
-            done.append(compact(spark, name, path))
+            packed = compact(spark, name, path)
+            say(
+                f"{name}: compacted {packed.files_removed} small files into "
+                f"{packed.files_added} ({packed.seconds:.1f}s)"
+            )
+            done.append(packed)
     return done

@@ -41,7 +41,14 @@ from orderlake.engine.run.autocdc import empty_target
 from orderlake.engine.run.eventlog import EventLog
 from orderlake.engine.run.expectations import QualityReport, enforce
 from orderlake.engine.run.flow_state import FlowStates
-from orderlake.engine.run.flows import FlowContext, FlowProgress, query_flows, run_flows
+from orderlake.engine.run.flows import (
+    FlowContext,
+    FlowProgress,
+    query_flows,
+    run_flows,
+    tombstone_table,
+    written_tables,
+)
 from orderlake.engine.run.maintenance import Compaction, compact_due
 from orderlake.engine.run.table_changes import read_appended, source_version
 from orderlake.engine.session import get_spark, spark_jvm_pid
@@ -419,26 +426,17 @@ class LocalPipeline:
         """After a completed update, still under the lock: compact the tables whose small
         files have piled up (maintenance.py). A failure leaves the tables as they were and
         the update completed; a stop requested meanwhile is still a stop."""
-        tables = [
-            (d.name, self.table_path(d.name), d.table_properties)
-            for d in self.graph.datasets.values()
-            if d.stored
-        ]
-        for flow in self.graph.flows:
-            if isinstance(flow, AutoCdcFlow):
-                target = self.graph.dataset(flow.target)
-                tomb = f"__{target.name}_tombstones"
-                tables.append((tomb, self.table_path(tomb), target.table_properties))
+        tables = {
+            name: (name, self.table_path(name), self.graph.dataset(flow.target).table_properties)
+            for flow in self.graph.flows
+            if self.graph.dataset(flow.target).stored
+            for name in written_tables(self.graph, flow)
+        }
         try:
-            result.compactions = compact_due(self.spark, tables, self.progress)
+            result.compactions = compact_due(self.spark, tables.values(), self.progress)
         except Exception as exc:
             STOP.check()
             self.progress(f"compaction skipped: {error_text(exc)}")
-        for done in result.compactions:
-            self.progress(
-                f"{done.table}: compacted {done.files_removed} small files into "
-                f"{done.files_added} ({done.seconds:.1f}s)"
-            )
         return result
 
     def _update(self, full_refresh: bool) -> UpdateResult:
@@ -718,7 +716,7 @@ class LocalPipeline:
         for name in tables:
             self.spark.sql(f"DROP TABLE IF EXISTS `{name}`")
             _REGISTERED.pop(name, None)
-            for folder in (name, f"__{name}_tombstones"):
+            for folder in (name, tombstone_table(name)):
                 _trash(self.table_path(folder))
                 kill_point("refresh_drop")
         marker.unlink()
