@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from orderlake.engine import class_archive
+from orderlake.engine.interrupt import STOP
 from orderlake.engine.scratch import scratch_root
 from orderlake.engine.session import (
     DELTA_PACKAGE,
     _artifact,
+    _forward_problems,
     delta_classpath,
     delta_jars_conf,
     jars_list_file,
@@ -183,3 +187,38 @@ def test_a_new_archive_replaces_its_installations_old_ones_only(tmp_path: Path) 
     ]  # fmt: skip
     assert sorted(p.name for p in folder.glob("*.jsa")) == ["spark-new.jsa", "spark-other.jsa"]
     assert not (folder / "spark-older.json").exists()
+
+
+JVM_STDERR = (
+    "WARNING: Using incubator modules: jdk.incubator.vector\n"
+    "java.util.concurrent.RejectedExecutionException: Task Future(<not completed>) rejected\n"
+    "\tat java.base/java.util.concurrent.ThreadPoolExecutor.reject(ThreadPoolExecutor.java:2081)\n"
+)
+
+
+def _jvm_like_stderr() -> subprocess.Popen[bytes]:
+    """A child that writes to its stderr pipe what the Spark JVM writes as it shuts down."""
+    code = f"import sys; sys.stderr.write({JVM_STDERR!r})"
+    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+
+
+def test_the_jvms_problem_lines_reach_the_user_and_its_chatter_does_not() -> None:
+    out = io.StringIO()
+    child = _jvm_like_stderr()
+    _forward_problems(child.stderr, out)
+    child.wait()
+    assert out.getvalue().splitlines() == [JVM_STDERR.splitlines()[1]]
+
+
+def test_after_a_stop_the_jvms_shutdown_noise_is_not_reported() -> None:
+    """A signal to the group reaches the JVM too; the user gets one line from us, not the
+    RejectedExecutionException of its thread pools shutting down (found by the chaos test)."""
+    out = io.StringIO()
+    STOP.request(signal.SIGTERM)
+    try:
+        child = _jvm_like_stderr()
+        _forward_problems(child.stderr, out)
+        child.wait()
+    finally:
+        STOP.reset()
+    assert out.getvalue() == ""

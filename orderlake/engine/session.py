@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 
 from orderlake.engine import class_archive, scratch
 from orderlake.engine.faults import kill_point
+from orderlake.engine.interrupt import STOP
 from orderlake.errors import ConfigurationError
 from orderlake.settings import cache_home
 from orderlake.storage.spark import driver_memory
@@ -223,12 +224,22 @@ def _sigint_handler_kept() -> Iterator[None]:
 _JVM_PROBLEM = re.compile(r"(?i)error|exception|fatal|out of memory|killed")
 
 
-def _forward_problems(stream: IO[bytes]) -> None:
+def _stop_requested() -> bool:
+    return STOP.signum is not None
+
+
+def _forward_problems(
+    stream: IO[bytes], out: IO[str] | None = None, stopping: Callable[[], bool] = _stop_requested
+) -> None:
+    """Copy the JVM's problem lines to `out` (stderr), except once a stop was asked for: a
+    signal to the process group reaches the JVM too, and its shutdown (thread pools refusing
+    the work still queued: RejectedExecutionException) is not a problem to report."""
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace")
-        if _JVM_PROBLEM.search(line):
-            sys.stderr.write(line)
-            sys.stderr.flush()
+        if _JVM_PROBLEM.search(line) and not stopping():
+            target = out or sys.stderr
+            target.write(line)
+            target.flush()
 
 
 def _quiet_session(builder: SparkSession.Builder) -> SparkSession:
