@@ -55,7 +55,11 @@ def _users_flow(**options) -> AutoCdcFlow:
 
 def _apply(spark, tmp: Path, flow: AutoCdcFlow, rows: list[tuple], schema: str = USERS_SCHEMA):
     batch = spark.createDataFrame(rows, schema)
-    return apply_batch(spark, batch, flow, tmp / "target", tmp / "tombstones", {}, None)
+    # batch_rows as the engine passes it: its MERGE broadcasts the changes (test_autocdc.py
+    # checks the same semantics without the broadcast)
+    return apply_batch(
+        spark, batch, flow, tmp / "target", tmp / "tombstones", {}, None, batch_rows=len(rows)
+    )
 
 
 def _rows(spark, tmp: Path, columns: list[str]) -> set[tuple]:

@@ -40,6 +40,11 @@ TRUNCATE_COLUMN = "__cdc_truncate"
 START_AT, END_AT = "__START_AT", "__END_AT"  # SCD type 2 validity, typed like sequence_by
 _INTERNAL = (DELETE_COLUMN, FRESH_COLUMN)
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+# A MERGE of a batch up to this many rows broadcasts the batch's changes: finding the touched
+# rows then reads the target without shuffling it (a target read can be millions of rows; the
+# batch, at a few hundred bytes a row in memory, stays under ~100 MB of the 2 GB driver heap).
+# Spark broadcasts nothing by itself here: the MERGE's materialized source has no size estimate.
+BROADCAST_MAX_ROWS = 250_000
 
 
 @dataclass(frozen=True)
@@ -189,10 +194,12 @@ def apply_batch(
     table_properties: dict[str, str],
     tag: str | None = None,
     skip: frozenset[Path] = frozenset(),
+    batch_rows: int | None = None,
 ) -> CdcResult:
     """Apply one batch of changes to the target. Rows with a NULL key are skipped.
 
-    Commits carry `tag`; tables in `skip` hold this batch already (a replay) and are left."""
+    Commits carry `tag`; tables in `skip` hold this batch already (a replay) and are left.
+    `batch_rows`, when known, bounds the batch's size (a small batch's changes are broadcast)."""
     if flow.scd_type == 2:
         return apply_scd2(spark, batch, flow, target_path, table_properties, tag, skip)
     key_present = F.lit(True)
@@ -224,6 +231,8 @@ def apply_batch(
         if target_path in skip:
             result = CdcResult(0, 0, 0)
         elif is_delta_table(target_path) and not holds_no_rows(target_path):
+            if batch_rows is not None and batch_rows <= BROADCAST_MAX_ROWS:
+                changes = F.broadcast(changes)
             result = _merge(spark, changes, flow, values, target_path, tag, truncated_before)
         else:
             result = _first_load(changes, target_path, table_properties, tag)

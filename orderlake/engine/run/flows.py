@@ -238,6 +238,7 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
                     rows_in,
                     progress[item.flow.name],
                     count_in_write,
+                    rows_in if None not in counts else None,
                 )
         finally:
             for frame in frames.values():
@@ -307,8 +308,10 @@ def _write_run(
     rows_in: int,
     progress: FlowProgress,
     count_in_write: bool,
+    known_rows: int | None,
 ) -> None:
-    """Expectations, then the flow's idempotent write; then the run is marked done."""
+    """Expectations, then the flow's idempotent write; then the run is marked done.
+    `known_rows` is `rows_in` when every source's count is known, else None."""
     flow, run = item.flow, item.run
     checked = _checked_dataset(ctx, flow)
     target = ctx.graph.dataset(flow.target)
@@ -331,6 +334,7 @@ def _write_run(
             target.table_properties,
             tag,
             done,
+            batch_rows=known_rows,
         )
         for key, value in _accounting(item, rules, progress, rows_in, result).items():
             progress.extra[key] = progress.extra.get(key, 0) + value
