@@ -3,9 +3,10 @@ batch still reads every key of its target, and interpreted that read is slow."""
 
 from __future__ import annotations
 
-from orderlake.engine.delta_log import data_file_bytes
-from orderlake.engine.run import flows
+from orderlake.engine.delta_log import data_file_bytes, latest_version
+from orderlake.engine.run import autocdc, flows
 from orderlake.engine.run.runner import LocalPipeline
+from orderlake.engine.run.table_changes import appended_files
 from orderlake.storage.path import as_path
 from tests.conformance.conftest import copy_bundle
 from tests.conftest import order_row
@@ -87,3 +88,33 @@ def test_a_tiny_batch_into_a_big_target_runs_compiled(spark, tmp_path, drop_file
     monkeypatch.setattr(flows, "TINY_TARGET_BYTES", stored)
     assert update_with([order_row("TRK00000003", "2026-03-01T12:00:00")], "c.csv") == "true"
     assert spark.conf.get(CODEGEN, "true") == "true"  # restored after the run
+
+
+def test_only_a_batch_small_in_rows_and_bytes_is_broadcast_into_its_merge():
+    rows, size = autocdc.BROADCAST_MAX_ROWS, autocdc.BROADCAST_MAX_BYTES
+    assert autocdc.BatchSize(rows, size).broadcastable()
+    assert not autocdc.BatchSize(rows + 1, 0).broadcastable()
+    assert not autocdc.BatchSize(1, size + 1).broadcastable()  # wide rows: few, but big
+
+
+def test_a_flow_run_gives_its_merge_the_rows_and_bytes_it_read(
+    spark, tmp_path, drop_file, monkeypatch
+):
+    pipeline = LocalPipeline(tmp_path / "volume", tmp_path / "warehouse", spark=spark)
+    sizes: list[autocdc.BatchSize | None] = []
+    real = flows.apply_batch
+
+    def noting(*args, **kwargs):
+        sizes.append(kwargs.get("size"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flows, "apply_batch", noting)
+    drop_file("a.csv", [order_row(f"TRK0000000{i}", "2026-03-01T10:00:00") for i in range(3)])
+    pipeline.update()
+    drop_file("b.csv", [order_row(f"TRK0000001{i}", "2026-03-01T11:00:00") for i in range(5)])
+    pipeline.update()
+    bronze = pipeline.table_path("orders_bronze")
+    last = latest_version(bronze)
+    read = appended_files(bronze, last, last)  # the second update's ingest: what its flow read
+    assert sizes[-1] == autocdc.BatchSize(rows=5, size=sum(f.size for f in read))
+    assert sizes[0] is not None and sizes[0].rows == 3

@@ -20,7 +20,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from orderlake.engine.dp.graph import AutoCdcFlow
-from orderlake.engine.run.autocdc import END_AT, START_AT, apply_batch
+from orderlake.engine.run.autocdc import END_AT, START_AT, BatchSize, apply_batch
 
 USERS_SCHEMA = "userId int, name string, city string, operation string, sequenceNum long"
 # The page's input records, in its order (https://docs.databricks.com/aws/en/ldp/cdc).
@@ -55,11 +55,10 @@ def _users_flow(**options) -> AutoCdcFlow:
 
 def _apply(spark, tmp: Path, flow: AutoCdcFlow, rows: list[tuple], schema: str = USERS_SCHEMA):
     batch = spark.createDataFrame(rows, schema)
-    # batch_rows as the engine passes it: its MERGE broadcasts the changes (test_autocdc.py
-    # checks the same semantics without the broadcast)
-    return apply_batch(
-        spark, batch, flow, tmp / "target", tmp / "tombstones", {}, None, batch_rows=len(rows)
-    )
+    # A size as the engine passes it: its MERGE broadcasts the changes (test_autocdc.py checks
+    # the same semantics without the broadcast)
+    size = BatchSize(rows=len(rows), size=0)
+    return apply_batch(spark, batch, flow, tmp / "target", tmp / "tombstones", {}, None, size=size)
 
 
 def _rows(spark, tmp: Path, columns: list[str]) -> set[tuple]:

@@ -31,7 +31,7 @@ from orderlake.engine.delta_log import (
 from orderlake.engine.dp.graph import AutoCdcFlow, Dataset, Flow, PipelineGraph, QueryFlow
 from orderlake.engine.faults import kill_point
 from orderlake.engine.interrupt import STOP
-from orderlake.engine.run.autocdc import CdcResult, apply_batch, create_target
+from orderlake.engine.run.autocdc import BatchSize, CdcResult, apply_batch, create_target
 from orderlake.engine.run.expectations import Checked, QualityReport, enforce
 from orderlake.engine.run.flow_state import FlowRun, FlowStates
 from orderlake.engine.run.table_changes import read_appended, source_version
@@ -206,10 +206,12 @@ def run_flows(ctx: FlowContext, flows: list[Flow]) -> list[FlowProgress]:
 def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, FlowProgress]) -> None:
     """Flows that take the same versions of the same sources: one read, shared."""
     ranges = group[0].run.ranges
-    increments, counts = {}, []
+    increments, counts, size = {}, [], 0
     for source, (start, end) in ranges.items():
-        increments[source], rows = read_appended(ctx.spark, ctx.table_path(source), start, end)
-        counts.append(rows)
+        appended = read_appended(ctx.spark, ctx.table_path(source), start, end)
+        increments[source] = appended.frame
+        counts.append(appended.rows)
+        size += appended.size
     rows_in = sum(c or 0 for c in counts)
     ordered = sorted(group, key=lambda p: not isinstance(p.flow, AutoCdcFlow))
     small = None not in counts and rows_in < SMALL_BATCH_ROWS
@@ -238,7 +240,7 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
                     rows_in,
                     progress[item.flow.name],
                     count_in_write,
-                    rows_in if None not in counts else None,
+                    BatchSize(rows_in, size) if None not in counts else None,
                 )
         finally:
             for frame in frames.values():
@@ -308,10 +310,10 @@ def _write_run(
     rows_in: int,
     progress: FlowProgress,
     count_in_write: bool,
-    known_rows: int | None,
+    size: BatchSize | None,
 ) -> None:
     """Expectations, then the flow's idempotent write; then the run is marked done.
-    `known_rows` is `rows_in` when every source's count is known, else None."""
+    `size` is the input's size when every source's row count is known."""
     flow, run = item.flow, item.run
     checked = _checked_dataset(ctx, flow)
     target = ctx.graph.dataset(flow.target)
@@ -334,7 +336,7 @@ def _write_run(
             target.table_properties,
             tag,
             done,
-            batch_rows=known_rows,
+            size=size,
         )
         for key, value in _accounting(item, rules, progress, rows_in, result).items():
             progress.extra[key] = progress.extra.get(key, 0) + value
@@ -433,8 +435,7 @@ def _ensure_table(ctx: FlowContext, flow: Flow) -> None:
 
 
 def _empty(ctx: FlowContext, source: str) -> DataFrame:
-    frame, _ = read_appended(ctx.spark, ctx.table_path(source), 0, -1)
-    return frame
+    return read_appended(ctx.spark, ctx.table_path(source), 0, -1).frame
 
 
 def query_flows(graph: PipelineGraph, ingest: set[str]) -> list[Flow]:

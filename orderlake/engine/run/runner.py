@@ -270,7 +270,7 @@ class LocalPipeline:
             return None
         path = self.table_path(name)
         if is_delta_table(path):
-            return read_appended(self.spark, path, 0, -1)[0]
+            return read_appended(self.spark, path, 0, -1).frame
         if name in self._producing:
             cycle = [*self._producing[self._producing.index(name) :], name]
             raise GraphError(

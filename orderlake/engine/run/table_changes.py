@@ -96,19 +96,26 @@ def schema_at(table: Path, version: int) -> StructType | None:
     return None
 
 
-def read_appended(
-    spark: SparkSession, table: Path, start: int, end: int
-) -> tuple[DataFrame, int | None]:
-    """(the rows versions `start`..`end` appended, how many rows that is, if known)."""
+@dataclass(frozen=True)
+class Appended:
+    """The rows some versions of a table appended."""
+
+    frame: DataFrame
+    rows: int | None  # how many, when every file's statistics say
+    size: int  # the bytes of their Parquet files
+
+
+def read_appended(spark: SparkSession, table: Path, start: int, end: int) -> Appended:
+    """The rows versions `start`..`end` appended."""
     schema = schema_at(table, end)
     if schema is None:
         schema = spark.read.format("delta").load(str(table)).schema
     files = appended_files(table, start, end)
     if not files:
-        return spark.createDataFrame([], schema), 0
+        return Appended(spark.createDataFrame([], schema), 0, 0)
     rows = None if any(f.rows is None for f in files) else sum(f.rows or 0 for f in files)
     frame = spark.read.schema(schema).parquet(*[_literal(f.path) for f in files])
-    return frame, rows
+    return Appended(frame, rows, sum(f.size for f in files))
 
 
 def _literal(path: str) -> str:
