@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,6 +163,28 @@ def test_each_spark_installation_has_its_own_class_archive(tmp_path: Path, monke
     here = class_archive.archive_path(["delta.jar"])
     monkeypatch.setenv("SPARK_HOME", str(tmp_path / "other-venv"))
     assert class_archive.archive_path(["delta.jar"]) != here
+
+
+def test_a_virtualenv_re_created_at_the_same_path_gets_a_new_class_archive(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Found by a clean-clone CI run in a folder an earlier clone had used: `make setup` found
+    the old clone's archive under the same name, and the JVM silently refused it (its jars
+    were new), so every session of the run started without it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    home = tmp_path / "venv" / "pyspark"
+    (home / "jars").mkdir(parents=True)
+    (home / "jars" / "spark-core.jar").write_bytes(b"old")
+    monkeypatch.setenv("SPARK_HOME", str(home))
+    delta = tmp_path / "delta.jar"
+    delta.write_bytes(b"delta")
+    first = class_archive.archive_path([str(delta)])
+    assert class_archive.archive_path([str(delta)]) == first  # nothing changed: the same one
+    shutil.rmtree(tmp_path / "venv")
+    (home / "jars").mkdir(parents=True)
+    (home / "jars" / "spark-core.jar").write_bytes(b"new")
+    os.utime(home / "jars" / "spark-core.jar", ns=(1, 1))
+    assert class_archive.archive_path([str(delta)]) != first
 
 
 def test_a_new_archive_replaces_its_installations_old_ones_only(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ every later session starts with `-XX:SharedArchiveFile` (docs/performance.md has
 
 An archive is only good for the JVM and class path that made it (pyspark's jars, where they
 are installed, then the Delta jars): its name hashes the Java binary, the Spark installation and
-the Delta jars, and the JVM itself ignores a mismatched archive (silently, with the `cds` log
+every jar's size and time (a virtualenv re-created at the same path has new jars), and the JVM
+itself ignores a mismatched archive (silently, with the `cds` log
 off). Without an archive a session starts as before. Each archive has a `.json` beside it
 naming its Spark installation; a new build deletes the archives of its own installation and of
 installations that are gone (a deleted virtualenv), not those of other live checkouts.
@@ -44,9 +45,31 @@ def archive_path(classpath: list[str]) -> Path:
         stamp = f"{os.path.realpath(java)}:{os.stat(java).st_mtime_ns}"
     except (OSError, TypeError):
         stamp = "unknown-java"
-    parts = [stamp, os.path.realpath(spark_home()), *classpath]
+    home = os.path.realpath(spark_home())
+    parts = [stamp, home, *_file_stamps(Path(home) / "jars"), *_stamps(classpath)]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return archive_dir() / f"spark-{key}.jsa"
+
+
+def _stamps(paths: list[str]) -> list[str]:
+    """Each file with its size and time: the JVM refuses an archive when a jar on the class
+    path changed, so a virtualenv re-created at the same path needs a new archive."""
+    stamps = []
+    for path in paths:
+        try:
+            info = os.stat(path)
+            stamps.append(f"{path}:{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            stamps.append(f"{path}:missing")
+    return stamps
+
+
+def _file_stamps(folder: Path) -> list[str]:
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return [f"{folder}:missing"]
+    return _stamps([str(folder / name) for name in names])
 
 
 def java_options(classpath: list[str]) -> list[str]:
