@@ -8,8 +8,8 @@ every later session starts with `-XX:SharedArchiveFile` (docs/performance.md has
 An archive is only good for the JVM and class path that made it (pyspark's jars, where they
 are installed, then the Delta jars): its name hashes the Java binary, the Spark installation and
 every jar's size and time (a virtualenv re-created at the same path has new jars), and the JVM
-itself ignores a mismatched archive (silently, with the `cds` log
-off). Without an archive a session starts as before. Each archive has a `.json` beside it
+itself ignores a mismatched archive (silently, with the `cds` log off). Without an archive a
+session starts as before. Each archive has a `.json` beside it
 naming its Spark installation; a new build deletes the archives of its own installation and of
 installations that are gone (a deleted virtualenv), not those of other live checkouts.
 """

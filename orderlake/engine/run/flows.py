@@ -213,8 +213,9 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
         counts.append(appended.rows)
         size += appended.size
     rows_in = sum(c or 0 for c in counts)
+    known = BatchSize(rows_in, size) if None not in counts else None  # every count known
     ordered = sorted(group, key=lambda p: not isinstance(p.flow, AutoCdcFlow))
-    small = None not in counts and rows_in < SMALL_BATCH_ROWS
+    small = known is not None and rows_in < SMALL_BATCH_ROWS
     frames: dict[str, DataFrame] = {}
     with ExitStack() as cleanup:
         cleanup.enter_context(ctx.bind(increments))
@@ -232,7 +233,7 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
                 STOP.check()
                 # Count the rules in the write itself when an unfinished run (which may skip
                 # its writes) is not being replayed.
-                count_in_write = None not in counts and not item.recovered
+                count_in_write = known is not None and not item.recovered
                 _write_run(
                     ctx,
                     item,
@@ -240,7 +241,7 @@ def _run_group(ctx: FlowContext, group: list[_Planned], progress: dict[str, Flow
                     rows_in,
                     progress[item.flow.name],
                     count_in_write,
-                    BatchSize(rows_in, size) if None not in counts else None,
+                    known,
                 )
         finally:
             for frame in frames.values():
