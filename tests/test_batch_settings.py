@@ -10,6 +10,7 @@ from orderlake.engine.run.table_changes import appended_files
 from orderlake.storage.path import as_path
 from tests.conformance.conftest import copy_bundle
 from tests.conftest import order_row
+from tests.test_autocdc import _flow
 
 CODEGEN = "spark.sql.codegen.wholeStage"
 AQE = "spark.sql.adaptive.enabled"
@@ -118,3 +119,47 @@ def test_a_flow_run_gives_its_merge_the_rows_and_bytes_it_read(
     read = appended_files(bronze, last, last)  # the second update's ingest: what its flow read
     assert sizes[-1] == autocdc.BatchSize(rows=5, size=sum(f.size for f in read))
     assert sizes[0] is not None and sizes[0].rows == 3
+
+
+def _merge_predicate(spark, table) -> str:
+    last = spark.sql(f"DESCRIBE HISTORY delta.`{table}` LIMIT 1").first()
+    assert last.operation == "MERGE"
+    return last.operationParameters["predicate"]
+
+
+def test_a_small_batch_names_its_keys_in_its_merge_and_a_big_one_does_not(
+    spark, tmp_path, monkeypatch
+):
+    """The keys let the MERGE drop the target rows no change can match before its joins
+    (it shuffles the rest); collecting them is one more job, worth it only for few keys."""
+    schema = "k string, v string, seq int, op string"
+
+    def apply(rows, size):
+        batch = spark.createDataFrame(rows, schema)
+        flow = _flow()
+        autocdc.apply_batch(spark, batch, flow, tmp_path / "t", tmp_path / "x", {}, size=size)
+        table = spark.read.format("delta").load(str(tmp_path / "t"))
+        return {r.k: r.v for r in table.collect()}
+
+    apply([("a", "a1", 1, "u"), ("b", "b1", 1, "u"), ("c", "c1", 1, "u")], None)
+    monkeypatch.setattr(autocdc, "KEY_FILTER_MAX_ROWS", 2)
+    state = apply([("b", "b2", 2, "u"), ("d", "d1", 1, "u")], autocdc.BatchSize(2, 0))
+    assert state == {"a": "a1", "b": "b2", "c": "c1", "d": "d1"}
+    predicate = _merge_predicate(spark, tmp_path / "t")
+    assert "IN (b,d)" in predicate  # as Delta's history prints it: the keys, sorted
+    state = apply(
+        [("a", "a2", 2, "u"), ("b", "b0", 0, "u"), ("e", "e1", 1, "u")], autocdc.BatchSize(3, 0)
+    )
+    assert state == {"a": "a2", "b": "b2", "c": "c1", "d": "d1", "e": "e1"}
+    assert "IN" not in _merge_predicate(spark, tmp_path / "t")
+
+
+def test_the_key_filter_keeps_every_stored_row_a_change_can_match(spark):
+    changes = spark.createDataFrame([("a", 1), ("b", 2), ("b", 3)], "k1 string, k2 int")
+    stored = spark.createDataFrame(
+        [("a", 1), ("b", 2), ("b", 3), ("a", 3), ("c", 1), ("a", 9)], "k1 string, k2 int"
+    ).alias("t")
+    kept = stored.where(autocdc._key_filter(changes, ["k1", "k2"])).collect()
+    # Each column's values are checked apart: a superset of the pairs, never less.
+    assert {tuple(r) for r in kept} == {("a", 1), ("b", 2), ("b", 3), ("a", 3)}
+    assert stored.where(autocdc._key_filter(changes.limit(0), ["k1", "k2"])).count() == 0

@@ -46,6 +46,12 @@ USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 # Parquet) took 40-72 MB in memory.
 BROADCAST_MAX_ROWS = 250_000
 BROADCAST_MAX_BYTES = 16 * 2**20  # of the input's Parquet files
+# A MERGE writes its changed rows through an outer join that keeps every change, so it cannot
+# broadcast them and shuffles every row of the touched files: all of a big target, whose keys
+# are scattered. A small batch also names its keys on the target's side of the condition, and
+# only the rows they can match are shuffled. 1,000 keys into 2.2M rows: 6.4 s -> 5.4 s per
+# update; 20,000 keys made the MERGE three times slower (the IN list itself is the cost).
+KEY_FILTER_MAX_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class BatchSize:
 
     def broadcastable(self) -> bool:
         return self.rows <= BROADCAST_MAX_ROWS and self.size <= BROADCAST_MAX_BYTES
+
+    def names_its_keys(self) -> bool:
+        return self.rows <= KEY_FILTER_MAX_ROWS
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,11 @@ def _key_condition(keys: list[str], left: str, right: str) -> str:
     return " AND ".join(f"{left}.`{k}` = {right}.`{k}`" for k in keys)
 
 
+def _match(keys: list[str], only: Column | None) -> str | Column:
+    on = _key_condition(keys, "t", "s")
+    return on if only is None else F.expr(on) & only
+
+
 @contextlib.contextmanager
 def _tagged(spark: SparkSession, tag: str | None) -> Iterator[None]:
     """The userMetadata of the DML commits made inside (a MERGE takes no writer options)."""
@@ -243,9 +257,12 @@ def apply_batch(
         if target_path in skip:
             result = CdcResult(0, 0, 0)
         elif is_delta_table(target_path) and not holds_no_rows(target_path):
+            only = None
+            if size is not None and size.names_its_keys() and truncated_before is None:
+                only = _key_filter(changes, flow.keys)
             if size is not None and size.broadcastable():
                 changes = F.broadcast(changes)
-            result = _merge(spark, changes, flow, values, target_path, tag, truncated_before)
+            result = _merge(spark, changes, flow, values, target_path, tag, truncated_before, only)
         else:
             result = _first_load(changes, target_path, table_properties, tag)
         if deletes and tombstone_path not in skip:
@@ -255,6 +272,16 @@ def apply_batch(
         return _accounted(result, arriving, after_truncate, latest_counts)
     finally:
         latest.unpersist()
+
+
+def _key_filter(changes: DataFrame, keys: list[str]) -> Column:
+    """A condition on the target alone that holds for every row a change can match (each key
+    column against its own values: for compound keys a superset, never less)."""
+    rows = changes.select(*keys).collect()
+    condition = F.lit(True)
+    for i, key in enumerate(keys):
+        condition = condition & F.col(f"t.`{key}`").isin(sorted({r[i] for r in rows}))
+    return condition
 
 
 def _count(condition: Column) -> Column:
@@ -291,6 +318,7 @@ def _merge(
     target_path: Path,
     tag: str | None,
     truncated_before: Column | None = None,
+    only: Column | None = None,
 ) -> CdcResult:
     """One MERGE: newer changes update or delete, new keys insert; with a TRUNCATE in the
     batch, the target rows older than it go in the same commit."""
@@ -307,7 +335,7 @@ def _merge(
     with _tagged(spark, tag):
         merge = (
             target.alias("t")
-            .merge(changes.alias("s"), _key_condition(flow.keys, "t", "s"))
+            .merge(changes.alias("s"), _match(flow.keys, only))
             .whenMatchedDelete(condition=f"{newer} AND s.{DELETE_COLUMN}")
             .whenMatchedUpdate(condition=newer, set=updates)
             .whenNotMatchedInsert(condition=f"NOT s.{DELETE_COLUMN}", values=inserts)
