@@ -87,7 +87,8 @@ class Report:
             lat = self.latency
             lines += [
                 "",
-                f"Watch latency over {lat['n']} files of {lat['rows_per_file']} rows (file "
+                f"Watch latency over {lat['n']} files of {lat['rows_per_file']} rows, "
+                f"{lat.get('update_ratio', 0):.0%} of them updates of target keys (file "
                 f"landing in source/ → rows visible in orders_target): p50 {lat['p50']:.2f} s, "
                 f"p95 {lat['p95']:.2f} s, max {lat['max']:.2f} s.",
             ]

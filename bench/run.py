@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
             from bench.latency import measure_watch
 
             print("[bench] watch latency", flush=True)
-            report.latency = measure_watch(b, sizes.watch_files, sizes.watch_rows)
+            report.latency = measure_watch(
+                b, sizes.watch_files, sizes.watch_rows, data[sizes.initial.name].new_keys
+            )
             _finish(report, args.out)
         for name, run in chosen.items():
             if name != "floor":  # the floor does not depend on the target's size
