@@ -260,7 +260,9 @@ def apply_batch(
         elif is_delta_table(target_path) and not holds_no_rows(target_path):
             only = None
             if size is not None and size.names_its_keys() and truncated_before is None:
-                only = _key_filter(changes, flow.keys)
+                # From `latest`, not `changes`: the same keys or more, without computing the
+                # tombstone join a second time.
+                only = _key_filter(latest, flow.keys)
             if size is not None and size.broadcastable():
                 changes = F.broadcast(changes)
             result = _merge(spark, changes, flow, values, target_path, tag, truncated_before, only)
