@@ -1,11 +1,11 @@
 """`python -m bench.steady [--updates N]`: small updates over a long run, with and without
 compaction (orderlake/engine/run/maintenance.py).
 
-Two warehouses load the same 200k-row first load; then N small files (50 rows, 30% updates)
-are each loaded by one `update()` into both, alternating which goes first, on one warm
-session. Prints the update seconds at the start and the end of the run and the target's file
-count, and writes bench/results/steady.json. Measures what `watch` does all day: the
-benchmark's other figures start from fresh tables.
+Two warehouses load the same 200k-row first load; then N small files (50 rows, 30% of them
+updates of keys the first load holds) are each loaded by one `update()` into both, alternating
+which goes first, on one warm session. Prints the update seconds at the start and the end of
+the run and the target's file count, and writes bench/results/steady.json. Measures what
+`watch` does all day: the benchmark's other figures start from fresh tables.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         made = generate_order_files(
             staging, rows=args.rows, files=1, update_ratio=0.3, unique_keys=True,
             seed=5000 + i, start=datetime(2027, 6, 1, tzinfo=UTC) + timedelta(hours=i),
-            name_prefix=f"steady{i:04d}",
+            name_prefix=f"steady{i:04d}", existing_keys=data.new_keys,
         )
         order = list(modes) if i % 2 == 0 else list(reversed(modes))
         for mode in order:
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "updates": args.updates,
         "rows_per_update": args.rows,
         "first_load_rows": spec.rows,
+        "update_ratio": 0.3,
         "min_files": maintenance.MIN_FILES,
     }
     for mode, times in seconds.items():
