@@ -3,6 +3,8 @@ batch still reads every key of its target, and interpreted that read is slow."""
 
 from __future__ import annotations
 
+import json
+
 from orderlake.engine.delta_log import data_file_bytes, latest_version
 from orderlake.engine.run import autocdc, flows
 from orderlake.engine.run.runner import LocalPipeline
@@ -15,6 +17,7 @@ from tests.test_autocdc import _flow
 CODEGEN = "spark.sql.codegen.wholeStage"
 AQE = "spark.sql.adaptive.enabled"
 PARTITIONS = "spark.sql.shuffle.partitions"
+OPTIMIZE_WRITE = "spark.databricks.delta.optimizeWrite.enabled"
 
 # A second AUTO CDC flow over the same bronze rows (so it runs in the orders flow's group); its
 # view notes the session's code generation setting each time the engine builds its query.
@@ -45,6 +48,9 @@ def test_batch_conf_turns_compiling_off_only_when_batch_and_target_are_tiny():
     assert flows.batch_conf(tiny_rows, small_target)[CODEGEN] == "false"
     assert flows.batch_conf(tiny_rows, small_target)[PARTITIONS] == "1"
     assert PARTITIONS not in flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)
+    assert flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)[OPTIMIZE_WRITE] == "true"
+    assert OPTIMIZE_WRITE not in flows.batch_conf(tiny_rows, small_target)
+    assert OPTIMIZE_WRITE not in flows.batch_conf(flows.TINY_BATCH_ROWS, float("inf"))
     assert PARTITIONS not in flows.batch_conf(small_rows, 0)
     assert flows.batch_conf(tiny_rows, 0)[AQE] == "false"
     assert CODEGEN not in flows.batch_conf(tiny_rows, flows.TINY_TARGET_BYTES)
@@ -89,6 +95,28 @@ def test_a_tiny_batch_into_a_big_target_runs_compiled(spark, tmp_path, drop_file
     monkeypatch.setattr(flows, "TINY_TARGET_BYTES", stored)
     assert update_with([order_row("TRK00000003", "2026-03-01T12:00:00")], "c.csv") == "true"
     assert spark.conf.get(CODEGEN, "true") == "true"  # restored after the run
+
+
+def test_a_tiny_batch_into_a_big_target_adds_one_file_to_it(
+    spark, tmp_path, drop_file, monkeypatch
+):
+    pipeline = LocalPipeline(tmp_path / "volume", tmp_path / "warehouse", spark=spark)
+    drop_file("a.csv", [order_row(f"TRK{i:08d}", "2026-03-01T10:00:00") for i in range(40)])
+    pipeline.update()
+    monkeypatch.setattr(flows, "TINY_TARGET_BYTES", 1)  # the target now counts as big
+    changed = [order_row(f"TRK{i:08d}", "2026-03-01T11:00:00", status="SHIPPED") for i in range(12)]
+    added = [order_row(f"TRK{i:08d}", "2026-03-01T11:00:00") for i in range(100, 128)]
+    drop_file("b.csv", changed + added)
+    pipeline.update()
+    target = pipeline.table_path("orders_target")
+    commit = target / "_delta_log" / f"{latest_version(target):020d}.json"
+    actions = [json.loads(line) for line in commit.read_text().splitlines()]
+    assert any(a.get("commitInfo", {}).get("operation") == "MERGE" for a in actions)
+    new_files = [a["add"] for a in actions if "add" in a and not a["add"].get("deletionVector")]
+    assert len(new_files) == 1  # four (one per shuffle partition) without optimized writes
+    rows = spark.read.format("delta").load(str(target)).groupBy("status").count().collect()
+    assert {r.status: r["count"] for r in rows} == {"SHIPPED": 12, "CREATED": 56}
+    assert spark.conf.get(OPTIMIZE_WRITE, "false") == "false"  # restored after the run
 
 
 def test_only_a_batch_small_in_rows_and_bytes_is_broadcast_into_its_merge():

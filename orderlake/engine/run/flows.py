@@ -269,6 +269,11 @@ _TINY_BATCH_CONF = {
     # that compaction then packs).
     "spark.sql.shuffle.partitions": "1",
 }
+# Into a big target a tiny batch keeps the shuffle partitions (a SCD2 or TRUNCATE batch shuffles
+# the target), and Delta's optimized writes pack its MERGE's output instead: one new file per
+# update, not four, at the same speed (100 rows into the 2.2M-row target, two rounds of six each
+# way: 3.7-5.2 s against 4.0-6.4 s to the commit), so compaction comes a quarter as often.
+_TINY_INTO_BIG_CONF = {"spark.databricks.delta.optimizeWrite.enabled": "true"}
 
 
 def batch_conf(rows: int, merged_bytes: float) -> dict[str, str]:
@@ -277,8 +282,8 @@ def batch_conf(rows: int, merged_bytes: float) -> dict[str, str]:
     if rows >= SMALL_BATCH_ROWS:
         return {}
     conf = dict(_SMALL_BATCH_CONF)
-    if rows < TINY_BATCH_ROWS and merged_bytes < TINY_TARGET_BYTES:
-        conf.update(_TINY_BATCH_CONF)
+    if rows < TINY_BATCH_ROWS:
+        conf.update(_TINY_BATCH_CONF if merged_bytes < TINY_TARGET_BYTES else _TINY_INTO_BIG_CONF)
     return conf
 
 
