@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.data import build, drop_into
+from bench.latency import UPDATE_RATIO
 from bench.report import machine_info
 from bench.run import RESULTS, SIZES, TMP, start_spark
 from orderlake.synthetic import generate_order_files
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     staging = work / "staging"
     for i in range(args.updates):
         made = generate_order_files(
-            staging, rows=args.rows, files=1, update_ratio=0.3, unique_keys=True,
+            staging, rows=args.rows, files=1, update_ratio=UPDATE_RATIO, unique_keys=True,
             seed=5000 + i, start=datetime(2027, 6, 1, tzinfo=UTC) + timedelta(hours=i),
             name_prefix=f"steady{i:04d}", existing_keys=data.new_keys,
         )
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "updates": args.updates,
         "rows_per_update": args.rows,
         "first_load_rows": spec.rows,
-        "update_ratio": 0.3,
+        "update_ratio": UPDATE_RATIO,
         "min_files": maintenance.MIN_FILES,
     }
     for mode, times in seconds.items():

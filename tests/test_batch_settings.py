@@ -3,12 +3,10 @@ batch still reads every key of its target, and interpreted that read is slow."""
 
 from __future__ import annotations
 
-import json
-
 from orderlake.engine.delta_log import data_file_bytes, latest_version
 from orderlake.engine.run import autocdc, flows
 from orderlake.engine.run.runner import LocalPipeline
-from orderlake.engine.run.table_changes import appended_files
+from orderlake.engine.run.table_changes import appended_files, commit_actions
 from orderlake.storage.path import as_path
 from tests.conformance.conftest import copy_bundle
 from tests.conftest import order_row
@@ -109,8 +107,7 @@ def test_a_tiny_batch_into_a_big_target_adds_one_file_to_it(
     drop_file("b.csv", changed + added)
     pipeline.update()
     target = pipeline.table_path("orders_target")
-    commit = target / "_delta_log" / f"{latest_version(target):020d}.json"
-    actions = [json.loads(line) for line in commit.read_text().splitlines()]
+    actions = commit_actions(target, latest_version(target))
     assert any(a.get("commitInfo", {}).get("operation") == "MERGE" for a in actions)
     new_files = [a["add"] for a in actions if "add" in a and not a["add"].get("deletionVector")]
     assert len(new_files) == 1  # four (one per shuffle partition) without optimized writes
