@@ -102,6 +102,8 @@ def test_a_tiny_batch_into_a_big_target_adds_one_file_to_it(
     drop_file("a.csv", [order_row(f"TRK{i:08d}", "2026-03-01T10:00:00") for i in range(40)])
     pipeline.update()
     monkeypatch.setattr(flows, "TINY_TARGET_BYTES", 1)  # the target now counts as big
+    # Through a MERGE, as batches over KEY_FILTER_MAX_ROWS go (test_dv_upsert: the others)
+    monkeypatch.setattr(autocdc, "WITHOUT_MERGE", False)
     changed = [order_row(f"TRK{i:08d}", "2026-03-01T11:00:00", status="SHIPPED") for i in range(12)]
     added = [order_row(f"TRK{i:08d}", "2026-03-01T11:00:00") for i in range(100, 128)]
     drop_file("b.csv", changed + added)

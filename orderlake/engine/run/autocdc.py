@@ -31,6 +31,7 @@ from orderlake.engine.delta_log import (
     latest_version,
 )
 from orderlake.engine.dp.graph import AutoCdcFlow
+from orderlake.engine.run import dv_upsert
 from orderlake.engine.run.observed import RowCounts
 
 SEQUENCE_COLUMN = "__cdc_sequence"
@@ -53,6 +54,8 @@ BROADCAST_MAX_BYTES = 16 * 2**20  # of the input's Parquet files
 # update. A long list costs more than it saves: 20,000 keys made an update 3x slower (one py4j
 # call per value) and, built inside the JVM, still 1.8x (every MERGE pass plans the list).
 KEY_FILTER_MAX_ROWS = 1_000
+# A broadcastable SCD1 batch skips the MERGE where the target allows (`dv_upsert`).
+WITHOUT_MERGE = True
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,7 @@ def apply_batch(
         latest = latest.persist(StorageLevel.DISK_ONLY)  # read again for the tombstones
     latest_counts = RowCounts(latest, rows=F.count(F.lit(1)))
     changes = latest_counts.frame
+    cached: DataFrame | None = None
     try:
         if deletes and is_delta_table(tombstone_path):
             tomb = spark.read.format("delta").load(str(tombstone_path))
@@ -258,14 +262,20 @@ def apply_batch(
         if target_path in skip:
             result = CdcResult(0, 0, 0)
         elif is_delta_table(target_path) and not holds_no_rows(target_path):
-            only = None
-            if size is not None and size.names_its_keys() and truncated_before is None:
-                # From `latest`, not `changes`: the same keys or more, without computing the
-                # tombstone join a second time.
-                only = _key_filter(latest, flow.keys)
-            if size is not None and size.broadcastable():
-                changes = F.broadcast(changes)
-            result = _merge(spark, changes, flow, values, target_path, tag, truncated_before, only)
+            only, result = None, None
+            if size is not None and size.broadcastable() and truncated_before is None:
+                changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+                cached = changes
+                if size.names_its_keys():
+                    only = _key_filter(changes, flow.keys)
+                if WITHOUT_MERGE:
+                    result = _upsert(spark, changes, flow, values, only, target_path, tag)
+            if result is None:
+                if size is not None and size.broadcastable():
+                    changes = F.broadcast(changes)
+                result = _merge(
+                    spark, changes, flow, values, target_path, tag, truncated_before, only
+                )
         else:
             result = _first_load(changes, target_path, table_properties, tag)
         if deletes and tombstone_path not in skip:
@@ -275,6 +285,31 @@ def apply_batch(
         return _accounted(result, arriving, after_truncate, latest_counts)
     finally:
         latest.unpersist()
+        if cached is not None:
+            cached.unpersist()
+
+
+def _upsert(
+    spark: SparkSession,
+    changes: DataFrame,
+    flow: AutoCdcFlow,
+    values: list[str],
+    only: Column | None,
+    target_path: Path,
+    tag: str | None,
+) -> CdcResult | None:
+    """A small batch's changes in one commit without MERGE (`dv_upsert`), or None when the
+    target needs a MERGE."""
+    fresh = FRESH_COLUMN if flow.ignore_null_updates else None
+    with _tagged(spark, tag):
+        counts = dv_upsert.upsert(
+            spark, changes, flow.keys, values, only, target_path, SEQUENCE_COLUMN,
+            DELETE_COLUMN, fresh,
+        )
+    if counts is None:
+        return None
+    return CdcResult(inserted=counts.inserted, updated=counts.updated, deleted=counts.deleted,
+                     changes=counts.changes)
 
 
 def _key_filter(changes: DataFrame, keys: list[str]) -> Column:
