@@ -1,16 +1,17 @@
-"""A small SCD1 batch applied in one Delta commit without MERGE.
+"""An SCD1 batch of changes applied in one Delta commit without MERGE.
 
 A Delta MERGE reads the files it touches three times (to find them, to write the changed
-rows, and again for the deletion vectors), and then re-reads their statistics. For a batch
-of a few hundred keys that is most of an update. Here the batch's keys are looked up once,
-with each stored row's file and row index; the decision (insert, replace, delete, ignore) is
-made by Spark with the MERGE's own conditions; the new rows are written by Delta's writer, the
-replaced rows get deletion vectors, and all of it goes into one commit of an optimistic
-transaction, tagged like a MERGE's. The table is the same as a MERGE would leave it.
+rows, and again for the deletion vectors), shuffles every row of them to write the changed
+ones, and then re-reads their statistics. Here the target's keys are read once, with each
+stored row's file and row index; the decision (insert, replace, delete, ignore) is made by
+Spark with the MERGE's own conditions; Delta's writer writes the new rows, the replaced rows
+get deletion vectors, and all of it goes into one commit of an optimistic transaction, tagged
+like a MERGE's. The table is the one a MERGE would leave.
 
 It runs only where it is known to be equivalent: a classic (py4j) session, an unpartitioned
 target with deletion vectors and without change data feed, row tracking, column mapping or
-generated columns. Elsewhere `upsert` returns None and the caller MERGEs.
+generated columns, whose columns are the changes' own. Elsewhere `upsert` returns None and
+the caller MERGEs.
 """
 
 from __future__ import annotations
