@@ -121,9 +121,10 @@ def _decided(
     """Each change, joined with the stored row of its key (if any), and what it does there:
     the MERGE's `newer` condition, so NULL sequences and ties behave the same."""
     on = [F.col(f"s.`{k}`") == F.col(f"t.`{k}`") for k in keys]
-    # A few keys, one key column: the lookup holds at most a row per change. Otherwise
-    # (compound keys are filtered per column, a superset) Spark sizes that side itself.
-    stored = F.broadcast(stored) if few and len(keys) == 1 else stored
+    # The lookup holds at most a row per change (a target holds a key once), and the batch is
+    # broadcastable: so is the lookup. Not for a few compound keys, filtered column by column
+    # (a superset of their rows).
+    stored = F.broadcast(stored) if not few or len(keys) == 1 else stored
     joined = changes.alias("s").join(stored.alias("t"), on, "left")
     matched = F.col(f"t.{_FILE}").isNotNull()
     newer = F.coalesce(F.col(f"s.{sequence}") > F.col(f"t.{sequence}"), F.lit(False))
