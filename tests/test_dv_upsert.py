@@ -15,24 +15,16 @@ from orderlake.engine.dp.graph import AutoCdcFlow
 from orderlake.engine.run import autocdc, dv_upsert
 from orderlake.engine.run.autocdc import BatchSize, apply_batch
 from orderlake.engine.run.table_changes import commit_actions
+from tests.test_autocdc import _flow as cdc_flow
 
 DVS = {"delta.enableDeletionVectors": "true"}
 SCHEMA = "k string, v string, w int, seq int, n int, op string"
 
 
 def _flow(**options) -> AutoCdcFlow:
-    spec = {
-        "name": "t",
-        "target": "t",
-        "source": "s",
-        "keys": ["k"],
-        "sequence_by": F.col("seq"),
-        "apply_as_deletes": F.expr("op = 'D'"),
-        "column_list": None,
-        "except_column_list": ["op"],
-    }
-    spec.update(options)
-    return AutoCdcFlow(**spec)
+    """The flow of `test_autocdc`, with deletes and the operation column left out."""
+    spec = {"apply_as_deletes": F.expr("op = 'D'"), "except_column_list": ["op"]}
+    return cdc_flow(**{**spec, **options})
 
 
 def _commit_info(table: Path, version: int) -> dict:
