@@ -298,8 +298,8 @@ def _upsert(
     target_path: Path,
     tag: str | None,
 ) -> CdcResult | None:
-    """A small batch's changes in one commit without MERGE (`dv_upsert`), or None when the
-    target needs a MERGE."""
+    """A broadcastable batch's changes in one commit without MERGE (`dv_upsert`), or None
+    when the target needs a MERGE."""
     fresh = FRESH_COLUMN if flow.ignore_null_updates else None
     with _tagged(spark, tag):
         counts = dv_upsert.upsert(

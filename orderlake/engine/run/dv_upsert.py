@@ -77,8 +77,8 @@ def _option_value(option: Any) -> Any:
     return option.get() if option.isDefined() else None
 
 
-def _plain(snapshot: Any) -> bool:
-    """A target this path writes exactly as a MERGE would."""
+def _plain(snapshot: Any, schema: dict[str, Any]) -> bool:
+    """A target (its snapshot and parsed schema) this path writes exactly as a MERGE would."""
     metadata = snapshot.metadata()
     config = metadata.configuration()
     if str(_option_value(config.get("delta.enableDeletionVectors"))).lower() != "true":
@@ -91,7 +91,6 @@ def _plain(snapshot: Any) -> bool:
     features = snapshot.protocol().readerAndWriterFeatureNames()
     if any(features.contains(f) for f in _REFUSED_FEATURES):
         return False
-    schema = json.loads(metadata.schemaString())
     return not any(
         key.startswith("delta.") for field in schema["fields"] for key in field.get("metadata", {})
     )
@@ -175,9 +174,10 @@ def upsert(
     log = getattr(jvm, f"{_DELTA}.DeltaLog").forTable(spark._jsparkSession, str(target_path))
     txn = log.startTransaction()
     snapshot = txn.snapshot()
-    if not _plain(snapshot):
+    schema = json.loads(snapshot.metadata().schemaString())
+    if not _plain(snapshot, schema):
         return None
-    table = StructType.fromJson(json.loads(snapshot.metadata().schemaString()))
+    table = StructType.fromJson(schema)
     given = changes.schema
     written = [*keys, *values, sequence]
     if sorted(table.names) != sorted(written) or any(
