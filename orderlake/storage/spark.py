@@ -62,6 +62,7 @@ def gcs_spark_conf(
             "spark.databricks.delta.snapshotPartitions": "2",
             "spark.databricks.delta.autoCompact.enabled": "false",
             "spark.sql.streaming.stopTimeout": "30s",
+            "spark.sql.codegen.cache.maxEntries": "1000",  # as engine.session's
         }
     )
     if os.environ.get("ORDERLAKE_IVY_DIR"):
