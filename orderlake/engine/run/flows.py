@@ -13,8 +13,8 @@ other flows' plans as well.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from orderlake.engine.interrupt import STOP
 from orderlake.engine.run.autocdc import BatchSize, CdcResult, apply_batch, create_target
 from orderlake.engine.run.expectations import Checked, QualityReport, enforce
 from orderlake.engine.run.flow_state import FlowRun, FlowStates
+from orderlake.engine.run.spark_settings import spark_settings
 from orderlake.engine.run.table_changes import read_appended, source_version
 
 
@@ -285,21 +286,6 @@ def batch_conf(rows: int, merged_bytes: float) -> dict[str, str]:
     if rows < TINY_BATCH_ROWS:
         conf.update(_TINY_BATCH_CONF if merged_bytes < TINY_TARGET_BYTES else _TINY_INTO_BIG_CONF)
     return conf
-
-
-@contextmanager
-def spark_settings(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
-    previous = {key: spark.conf.get(key, None) for key in conf}
-    for key, value in conf.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 def _merged_bytes(ctx: FlowContext, group: list[_Planned]) -> float:

@@ -27,7 +27,7 @@ from pyspark.sql import SparkSession
 
 from orderlake.engine.delta_log import newest_checksum
 from orderlake.engine.faults import kill_point
-from orderlake.engine.run.flows import spark_settings
+from orderlake.engine.run.spark_settings import spark_settings
 from orderlake.storage.path import AnyPath
 
 MANAGED_PROPERTY = "pipelines.autoOptimize.managed"
