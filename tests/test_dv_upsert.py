@@ -155,6 +155,23 @@ def test_the_direct_commit_carries_the_tag_and_a_merges_history(
     assert len(new_files) == 1  # the new rows in one file, whatever the shuffle partitions
 
 
+@pytest.mark.parametrize("few", [True, False], ids=["key lookup", "joined keys"])
+def test_a_row_a_deletion_vector_removed_is_not_matched_again(spark, tmp_path, monkeypatch, few):
+    """A key replaced twice keeps its first rows in their files, behind deletion vectors: a
+    later change must meet only the live row (the key lookup reads the files themselves)."""
+    if not few:
+        monkeypatch.setattr(autocdc, "KEY_FILTER_MAX_ROWS", 0)
+    _apply_both(spark, tmp_path, _flow(), [
+        [("a", "x", 1, 1, 0, "U"), ("b", "x", 1, 1, 0, "U")],
+        [("a", "y", 2, 2, 0, "U")],
+        [("a", "z", 3, 3, 0, "U"), ("b", None, None, 3, 0, "D")],
+        # older than the live row, newer than the replaced ones: changes nothing
+        [("a", "older", 4, 2, 0, "U"), ("b", "older", 4, 2, 0, "U")],
+    ])
+    stored = spark.read.format("delta").load(str(tmp_path / "direct"))
+    assert [(r.k, r.v) for r in stored.collect()] == [("a", "z")]
+
+
 def test_a_batch_that_changes_nothing_makes_no_commit(spark, tmp_path):
     flow = _flow()
     rows = [("a", "x", 1, 5, 0, "U"), ("b", "x", 1, 5, 0, "U")]

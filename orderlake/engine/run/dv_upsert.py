@@ -3,15 +3,17 @@
 A Delta MERGE reads the files it touches three times (to find them, to write the changed
 rows, and again for the deletion vectors), shuffles every row of them to write the changed
 ones, and then re-reads their statistics. Here the target's keys are read once, with each
-stored row's file and row index; the decision (insert, replace, delete, ignore) is made by
-Spark with the MERGE's own conditions; Delta's writer writes the new rows, the replaced rows
-get deletion vectors, and all of it goes into one commit of an optimistic transaction, tagged
-like a MERGE's. The table is the one a MERGE would leave.
+stored row's file and row index (a few keys: from the transaction's files as Parquet, the
+driver dropping the candidates their deletion vectors delete); the decision (insert,
+replace, delete, ignore) is made by Spark with the MERGE's own conditions; Delta's writer
+writes the new rows, the replaced rows get deletion vectors, and all of it goes into one
+commit of an optimistic transaction, tagged like a MERGE's. The table is the one a MERGE
+would leave.
 
 It runs only where it is known to be equivalent: a classic (py4j) session, an unpartitioned
-target with deletion vectors and without change data feed, row tracking, column mapping or
-generated columns, whose columns are the changes' own. Elsewhere `upsert` returns None and
-the caller MERGEs.
+target with deletion vectors and without change data feed, row tracking, column mapping,
+type widening or generated columns, whose columns are the changes' own. Elsewhere `upsert`
+returns None and the caller MERGEs.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from orderlake.engine.run.spark_settings import spark_settings
+
 _DELTA = "org.apache.spark.sql.delta"
 _REFUSED_CONFIG = ("delta.enableChangeDataFeed", "delta.enableRowTracking")
-_REFUSED_FEATURES = ("rowTracking", "columnMapping", "generatedColumns", "identityColumns")
+_REFUSED_FEATURES = (
+    "rowTracking", "columnMapping", "generatedColumns", "identityColumns",
+    "typeWidening", "typeWidening-preview",  # older files hold narrower types than the schema
+)
 # What each change does, decided in Spark (sequence comparisons keep Spark's semantics).
 INSERT, UPDATE, DELETE, IGNORE = 1, 2, 3, 0
 _ACTION = "__dv_action"
@@ -186,18 +193,30 @@ def upsert(
         return None  # a MERGE casts the changes to the target's columns (or evolves them)
     txn.readWholeTable()  # any concurrent change to the table fails this commit
     read = [*keys, sequence, *(values if fresh is not None else [])]
-    # The latest snapshot, as the transaction's (a commit in between fails the commit).
-    stored = spark.read.format("delta").load(str(target_path)).alias("t")
     few = key_filter is not None
-    if few:
-        stored = stored.where(key_filter)
-    stored = stored.select(
-        *[F.col(f"t.`{c}`").alias(c) for c in read],
-        F.col("_metadata.file_path").alias(_FILE),
-        F.col("_metadata.row_index").alias(_ROW),
-    )
-    if not few:  # the stored rows of the batch's keys, in one pass over the target
-        stored = stored.join(F.broadcast(changes.select(*keys)), keys, "left_semi")
+    files = _snapshot_files(jvm, log, snapshot) if few else None
+    candidates: DataFrame | None = None
+    if files:  # a few keys: the snapshot's files read directly, their DVs checked here
+        candidates = _stored_in_files(spark, jvm, log, table, files, read, key_filter)
+        try:
+            with spark_settings(spark, _packed(spark, files)):  # read when the scan runs
+                deleted = _deleted_rows(jvm, log, files, candidates)
+        except BaseException:
+            candidates.unpersist()
+            raise
+        stored = _live(candidates, deleted)
+    else:
+        # The latest snapshot, as the transaction's (a commit in between fails the commit).
+        stored = spark.read.format("delta").load(str(target_path)).alias("t")
+        if few:
+            stored = stored.where(key_filter)
+        stored = stored.select(
+            *[F.col(f"t.`{c}`").alias(c) for c in read],
+            F.col("_metadata.file_path").alias(_FILE),
+            F.col("_metadata.row_index").alias(_ROW),
+        )
+        if not few:  # the stored rows of the batch's keys, in one pass over the target
+            stored = stored.join(F.broadcast(changes.select(*keys)), keys, "left_semi")
     decided = _decided(changes, stored, keys, values, sequence, delete, fresh, few).persist(
         StorageLevel.MEMORY_AND_DISK
     )
@@ -219,7 +238,10 @@ def upsert(
             if few:  # a few hundred rows: one file, one job (no optimized-write shuffle)
                 rows = rows.coalesce(1)
             added = _pylist(jvm, txn.writeFiles(rows._jdf))
-        files = _touched_files(jvm, log, snapshot, touched)
+        if files is not None:
+            files = {path: files[path] for path in touched}
+        else:
+            files = _touched_files(jvm, log, snapshot, touched)
         if few:
             removed: dict[str, list[int]] = defaultdict(list)
             for row in outcome:
@@ -240,6 +262,8 @@ def upsert(
         txn.commit(_seq(jvm, added + marked), merge(none, none, none, none, empty, empty, empty))
     finally:
         decided.unpersist()
+        if candidates is not None:
+            candidates.unpersist()
     return applied
 
 
@@ -254,15 +278,97 @@ def _register_metrics(spark: SparkSession, jvm: Any, txn: Any, values: dict[str,
     txn.registerSQLMetrics(spark._jsparkSession, jvm.PythonUtils.toScalaMap(metrics))
 
 
+def _file_prefix(jvm: Any, log: Any) -> str:
+    """What Spark's `_metadata.file_path` (URL-encoded) puts before a data file's path as the
+    log names it."""
+    spark_path = getattr(jvm, "org.apache.spark.paths.SparkPath")
+    absolute = getattr(jvm, f"{_DELTA}.util.DeltaFileOperations").absolutePath
+    return spark_path.fromPath(absolute(log.dataPath().toString(), "x")).urlEncoded()[:-1]
+
+
+def _snapshot_files(jvm: Any, log: Any, snapshot: Any) -> dict[str, Any]:
+    """Every data file of the snapshot (its log entry), by its `_metadata.file_path`."""
+    prefix = _file_prefix(jvm, log)
+    return {prefix + add.path(): add for add in snapshot.allFiles().collect()}
+
+
+def _stored_in_files(
+    spark: SparkSession,
+    jvm: Any,
+    log: Any,
+    table: StructType,
+    files: dict[str, Any],
+    read: list[str],
+    key_filter: Column,
+) -> DataFrame:
+    """The stored rows `key_filter` names, deleted ones included, cached: the snapshot's
+    Parquet files read as they are. A Delta scan of the same rows plans for three Spark jobs
+    more (data skipping, which scattered keys defeat, and its deletion vectors)."""
+    from orderlake.engine.autoloader.reader import literal_path
+
+    absolute = getattr(jvm, f"{_DELTA}.util.DeltaFileOperations").absolutePath
+    table_path = log.dataPath().toString()
+    paths = [literal_path(absolute(table_path, add.path()).toString()) for add in files.values()]
+    rows = spark.read.schema(table).parquet(*paths).alias("t").where(key_filter)
+    return rows.select(
+        *[F.col(f"t.`{c}`").alias(c) for c in read],
+        F.col("_metadata.file_path").alias(_FILE),
+        F.col("_metadata.row_index").alias(_ROW),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _packed(spark: SparkSession, files: dict[str, Any]) -> dict[str, str]:
+    """Settings that read `files` in as many tasks as the session's default parallelism:
+    the session reads one file per task, and a target gets a small file per update until
+    compaction (each task costs more than its few rows)."""
+    total = sum(add.size() for add in files.values())
+    tasks = max(1, spark.sparkContext.defaultParallelism)
+    return {
+        "spark.sql.files.maxPartitionBytes": str(max(1 << 20, total // tasks + 1)),
+        "spark.sql.files.openCostInBytes": str(4 << 20),
+    }
+
+
+def _deleted_rows(
+    jvm: Any, log: Any, files: dict[str, Any], candidates: DataFrame
+) -> dict[str, list[int]]:
+    """Of the candidate rows (collected: one Spark job, which fills their cache), those
+    their file's deletion vector deletes, by file."""
+    store = _object(jvm, "storage.dv.DeletionVectorStore").createInstance(
+        log.newDeltaHadoopConf()
+    )
+    bitmaps: dict[str, Any] = {}
+    deleted: dict[str, list[int]] = defaultdict(list)
+    for row in candidates.select(_FILE, _ROW).collect():
+        path, index = row[_FILE], row[_ROW]
+        add = files.get(path)
+        if add is None:
+            raise RuntimeError(f"{path} is not a file of the table at {log.dataPath()}")
+        dv = add.deletionVector()
+        if dv is None:
+            continue
+        if path not in bitmaps:
+            bitmaps[path] = store.read(dv, log.dataPath())
+        if bitmaps[path].contains(index):
+            deleted[path].append(index)
+    return deleted
+
+
+def _live(candidates: DataFrame, deleted: dict[str, list[int]]) -> DataFrame:
+    """The candidates without the `deleted` rows."""
+    gone = F.lit(False)
+    for path, rows in deleted.items():
+        gone = gone | ((F.col(_FILE) == path) & F.col(_ROW).isin(rows))
+    return candidates.where(~gone) if deleted else candidates
+
+
 def _touched_files(jvm: Any, log: Any, snapshot: Any, paths: set[str]) -> dict[str, Any]:
     """The log's entries (with their statistics) of the data files at `paths` (as Spark's
     `_metadata.file_path` gives them, URL-encoded), by path."""
     if not paths:
         return {}
     table = log.dataPath()
-    spark_path = getattr(jvm, "org.apache.spark.paths.SparkPath")
-    absolute = getattr(jvm, f"{_DELTA}.util.DeltaFileOperations").absolutePath
-    prefix = spark_path.fromPath(absolute(table.toString(), "x")).urlEncoded()[:-1]
+    prefix = _file_prefix(jvm, log)
     relative = {}
     for path in paths:
         if not path.startswith(prefix):
