@@ -33,6 +33,7 @@ from orderlake.engine.delta_log import (
 from orderlake.engine.dp.graph import AutoCdcFlow
 from orderlake.engine.run import dv_upsert
 from orderlake.engine.run.observed import RowCounts
+from orderlake.engine.run.spark_settings import spark_settings
 
 SEQUENCE_COLUMN = "__cdc_sequence"
 DELETE_COLUMN = "__cdc_delete"
@@ -289,6 +290,12 @@ def apply_batch(
             cached.unpersist()
 
 
+_EMPTY_JOINS_KEPT = {
+    "spark.sql.adaptive.optimizer.excludedRules":
+        "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation",
+}
+
+
 def _upsert(
     spark: SparkSession,
     changes: DataFrame,
@@ -301,7 +308,9 @@ def _upsert(
     """A broadcastable batch's changes in one commit without MERGE (`dv_upsert`), or None
     when the target needs a MERGE."""
     fresh = FRESH_COLUMN if flow.ignore_null_updates else None
-    with _tagged(spark, tag):
+    # Adaptive execution must keep joins with an empty side: replacing one, once the changes'
+    # cache is filled, loses the rows counted on the way (a batch its tombstones drop whole).
+    with _tagged(spark, tag), spark_settings(spark, _EMPTY_JOINS_KEPT):
         counts = dv_upsert.upsert(
             spark, changes, flow.keys, values, only, target_path, SEQUENCE_COLUMN,
             DELETE_COLUMN, fresh,
