@@ -140,3 +140,21 @@ def test_every_change_lands_in_one_bucket(spark, tmp_path):
     # An upsert older than c's tombstone is ignored too, before the MERGE.
     third = apply([("c", "late", 5, "u")])
     assert (third.accounting()["num_ignored_rows"], third.rows) == (1, 1)
+
+
+def test_the_direct_path_keeps_the_sessions_own_excluded_rules(spark):
+    """Leaving out the empty-relation rule during an upsert adds it to the rules the user
+    already left out, and names it once."""
+    from orderlake.engine.run.autocdc import _EMPTY_RELATION_RULE, _empty_joins_kept
+
+    key = "spark.sql.adaptive.optimizer.excludedRules"
+    mine = "org.apache.spark.sql.execution.adaptive.AQEOptimizer"  # any rule name
+    spark.conf.set(key, mine)
+    try:
+        rules = _empty_joins_kept(spark)[key].split(",")
+        assert rules == [mine, _EMPTY_RELATION_RULE]
+        spark.conf.set(key, ",".join(rules))
+        assert _empty_joins_kept(spark)[key].split(",") == rules
+    finally:
+        spark.conf.unset(key)
+    assert _empty_joins_kept(spark)[key] == _EMPTY_RELATION_RULE

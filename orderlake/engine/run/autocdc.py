@@ -161,7 +161,8 @@ def _latest_per_key(batch: DataFrame, flow: AutoCdcFlow, values: list[str]) -> D
     extra = []
     if flow.ignore_null_updates:
         staged, extra = _fill_nulls(staged, flow, values), [FRESH_COLUMN]
-    # One row per key: the change with the highest sequence (a hash aggregate, no sort).
+    # One row per key: the change with the highest sequence. A sort aggregate (the struct
+    # buffer is not fixed-width); a window or a uniqueness check first measured no faster.
     latest = F.max_by(
         F.struct(*values, SEQUENCE_COLUMN, DELETE_COLUMN, *extra), F.col(SEQUENCE_COLUMN)
     )
@@ -290,10 +291,17 @@ def apply_batch(
             cached.unpersist()
 
 
-_EMPTY_JOINS_KEPT = {
-    "spark.sql.adaptive.optimizer.excludedRules":
-        "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation",
-}
+_EXCLUDED_RULES = "spark.sql.adaptive.optimizer.excludedRules"
+_EMPTY_RELATION_RULE = "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"
+
+
+def _empty_joins_kept(spark: SparkSession) -> dict[str, str]:
+    """Adaptive execution's rules with the one that replaces a join with an empty side left
+    out, besides any the session already leaves out."""
+    excluded = [r for r in (spark.conf.get(_EXCLUDED_RULES, None) or "").split(",") if r.strip()]
+    if _EMPTY_RELATION_RULE not in (r.strip() for r in excluded):
+        excluded.append(_EMPTY_RELATION_RULE)
+    return {_EXCLUDED_RULES: ",".join(excluded)}
 
 
 def _upsert(
@@ -310,7 +318,7 @@ def _upsert(
     fresh = FRESH_COLUMN if flow.ignore_null_updates else None
     # Adaptive execution must keep joins with an empty side: replacing one, once the changes'
     # cache is filled, loses the rows counted on the way (a batch its tombstones drop whole).
-    with _tagged(spark, tag), spark_settings(spark, _EMPTY_JOINS_KEPT):
+    with _tagged(spark, tag), spark_settings(spark, _empty_joins_kept(spark)):
         counts = dv_upsert.upsert(
             spark, changes, flow.keys, values, only, target_path, SEQUENCE_COLUMN,
             DELETE_COLUMN, fresh,

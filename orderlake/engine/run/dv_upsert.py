@@ -3,8 +3,9 @@
 A Delta MERGE reads the files it touches three times (to find them, to write the changed
 rows, and again for the deletion vectors), shuffles every row of them to write the changed
 ones, and then re-reads their statistics. Here the target's keys are read once, with each
-stored row's file and row index (a few keys: from the transaction's files as Parquet, the
-driver dropping the candidates their deletion vectors delete); the decision (insert,
+stored row's file and row index, from the transaction's own file list (a few keys: those
+files read as Parquet, the driver dropping the candidates their deletion vectors delete;
+more: a Delta scan of the listed files, no data-skipping jobs first); the decision (insert,
 replace, delete, ignore) is made by Spark with the MERGE's own conditions; Delta's writer
 writes the new rows, the replaced rows get deletion vectors, and all of it goes into one
 commit of an optimistic transaction, tagged like a MERGE's. The table is the one a MERGE
@@ -194,32 +195,28 @@ def upsert(
     txn.readWholeTable()  # any concurrent change to the table fails this commit
     read = [*keys, sequence, *(values if fresh is not None else [])]
     few = key_filter is not None
-    files = _snapshot_files(jvm, log, snapshot) if few else None
-    candidates: DataFrame | None = None
-    if files:  # a few keys: the snapshot's files read directly, their DVs checked here
-        candidates = _stored_in_files(spark, jvm, log, table, files, read, key_filter)
+    files = _snapshot_files(jvm, log, snapshot)
+    if few and files:  # a few keys: the snapshot's files read directly, their DVs checked here
+        stored = _stored_in_files(spark, jvm, log, table, files, read, key_filter)
         try:
             with spark_settings(spark, _packed(spark, files)):  # read when the scan runs
-                deleted = _deleted_rows(jvm, log, files, candidates)
+                deleted = _deleted_rows(jvm, log, files, stored)
         except BaseException:
-            candidates.unpersist()
+            stored.unpersist()
             raise
-        stored = _live(candidates, deleted)
-    else:
-        # The latest snapshot, as the transaction's (a commit in between fails the commit).
-        stored = spark.read.format("delta").load(str(target_path)).alias("t")
-        if few:
-            stored = stored.where(key_filter)
-        stored = stored.select(
-            *[F.col(f"t.`{c}`").alias(c) for c in read],
-            F.col("_metadata.file_path").alias(_FILE),
-            F.col("_metadata.row_index").alias(_ROW),
+        live = _live(stored, deleted)
+    else:  # the stored rows of the batch's keys, in one pass over the snapshot's files
+        # Filled once first: the lookup and the decision both read the changes, and two
+        # query stages would each compute the same uncached partitions side by side.
+        changes.count()
+        scanned = _lookup(_scan(spark, jvm, log, snapshot, files), read)
+        stored = scanned.join(F.broadcast(changes.select(*keys)), keys, "left_semi").persist(
+            StorageLevel.MEMORY_AND_DISK
         )
-        if not few:  # the stored rows of the batch's keys, in one pass over the target
-            stored = stored.join(F.broadcast(changes.select(*keys)), keys, "left_semi")
-    decided = _decided(changes, stored, keys, values, sequence, delete, fresh, few).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+        live = stored
+    # Not cached: the cached changes joined with the small cached lookup again per query
+    # costs less than caching every column of the batch once more.
+    decided = _decided(changes, live, keys, values, sequence, delete, fresh, few)
     try:
         # Per action and file: how many, and (a few keys) which rows, for the driver's DVs.
         rows_of = [F.collect_list(_ROW).alias("rows")] if few else []
@@ -238,10 +235,7 @@ def upsert(
             if few:  # a few hundred rows: one file, one job (no optimized-write shuffle)
                 rows = rows.coalesce(1)
             added = _pylist(jvm, txn.writeFiles(rows._jdf))
-        if files is not None:
-            files = {path: files[path] for path in touched}
-        else:
-            files = _touched_files(jvm, log, snapshot, touched)
+        files = _touched(log, files, touched)
         if few:
             removed: dict[str, list[int]] = defaultdict(list)
             for row in outcome:
@@ -261,9 +255,7 @@ def upsert(
         merge = getattr(jvm, f"{_DELTA}.DeltaOperations$Merge")
         txn.commit(_seq(jvm, added + marked), merge(none, none, none, none, empty, empty, empty))
     finally:
-        decided.unpersist()
-        if candidates is not None:
-            candidates.unpersist()
+        stored.unpersist()
     return applied
 
 
@@ -310,11 +302,26 @@ def _stored_in_files(
     table_path = log.dataPath().toString()
     paths = [literal_path(absolute(table_path, add.path()).toString()) for add in files.values()]
     rows = spark.read.schema(table).parquet(*paths).alias("t").where(key_filter)
-    return rows.select(
+    return _lookup(rows, read).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _lookup(rows: DataFrame, read: list[str]) -> DataFrame:
+    """The `read` columns of the stored rows (aliased `t`), with each row's file and index."""
+    return rows.alias("t").select(
         *[F.col(f"t.`{c}`").alias(c) for c in read],
         F.col("_metadata.file_path").alias(_FILE),
         F.col("_metadata.row_index").alias(_ROW),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    )
+
+
+def _scan(
+    spark: SparkSession, jvm: Any, log: Any, snapshot: Any, files: dict[str, Any]
+) -> DataFrame:
+    """The snapshot's rows as Delta reads them (deletion vectors applied), from its files as
+    listed: planning `spark.read` of the table runs Spark jobs for data skipping first."""
+    listed = _seq(jvm, list(files.values()))
+    frame = log.createDataFrame(snapshot, listed, False, jvm.scala.Option.empty())
+    return DataFrame(frame, spark).alias("t")
 
 
 def _packed(spark: SparkSession, files: dict[str, Any]) -> dict[str, str]:
@@ -362,22 +369,12 @@ def _live(candidates: DataFrame, deleted: dict[str, list[int]]) -> DataFrame:
     return candidates.where(~gone) if deleted else candidates
 
 
-def _touched_files(jvm: Any, log: Any, snapshot: Any, paths: set[str]) -> dict[str, Any]:
-    """The log's entries (with their statistics) of the data files at `paths` (as Spark's
-    `_metadata.file_path` gives them, URL-encoded), by path."""
-    if not paths:
-        return {}
-    table = log.dataPath()
-    prefix = _file_prefix(jvm, log)
-    relative = {}
-    for path in paths:
-        if not path.startswith(prefix):
-            raise RuntimeError(f"{path} is not a file of the table at {table}")
-        relative[path[len(prefix):]] = path
-    found = snapshot.allFiles().filter(F.col("path").isin(list(relative))._jc).collect()
-    if len(found) != len(relative):
-        raise RuntimeError(f"the log of {table} does not list every file its rows came from")
-    return {relative[add.path()]: add for add in found}
+def _touched(log: Any, files: dict[str, Any], paths: set[str]) -> dict[str, Any]:
+    """The log entries of the files at `paths` (as `_metadata.file_path` gives them)."""
+    missing = paths - files.keys()
+    if missing:
+        raise RuntimeError(f"{sorted(missing)[0]} is not a file of the table at {log.dataPath()}")
+    return {path: files[path] for path in paths}
 
 
 def _earlier_dv(add: Any) -> str | None:
