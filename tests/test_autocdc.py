@@ -145,9 +145,13 @@ def test_every_change_lands_in_one_bucket(spark, tmp_path):
 def test_the_direct_path_keeps_the_sessions_own_excluded_rules(spark):
     """Leaving out the empty-relation rule during an upsert adds it to the rules the user
     already left out, and names it once."""
-    from orderlake.engine.run.autocdc import _EMPTY_RELATION_RULE, _empty_joins_kept
+    from orderlake.engine.run.autocdc import (
+        _EMPTY_RELATION_RULE,
+        _EXCLUDED_RULES,
+        _empty_joins_kept,
+    )
 
-    key = "spark.sql.adaptive.optimizer.excludedRules"
+    key = _EXCLUDED_RULES
     mine = "org.apache.spark.sql.execution.adaptive.AQEOptimizer"  # any rule name
     spark.conf.set(key, mine)
     try:

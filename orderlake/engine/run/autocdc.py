@@ -298,8 +298,9 @@ _EMPTY_RELATION_RULE = "org.apache.spark.sql.execution.adaptive.AQEPropagateEmpt
 def _empty_joins_kept(spark: SparkSession) -> dict[str, str]:
     """Adaptive execution's rules with the one that replaces a join with an empty side left
     out, besides any the session already leaves out."""
-    excluded = [r for r in (spark.conf.get(_EXCLUDED_RULES, None) or "").split(",") if r.strip()]
-    if _EMPTY_RELATION_RULE not in (r.strip() for r in excluded):
+    given = (spark.conf.get(_EXCLUDED_RULES, None) or "").split(",")
+    excluded = [r.strip() for r in given if r.strip()]
+    if _EMPTY_RELATION_RULE not in excluded:
         excluded.append(_EMPTY_RELATION_RULE)
     return {_EXCLUDED_RULES: ",".join(excluded)}
 

@@ -321,7 +321,7 @@ def _scan(
     listed: planning `spark.read` of the table runs Spark jobs for data skipping first."""
     listed = _seq(jvm, list(files.values()))
     frame = log.createDataFrame(snapshot, listed, False, jvm.scala.Option.empty())
-    return DataFrame(frame, spark).alias("t")
+    return DataFrame(frame, spark)
 
 
 def _packed(spark: SparkSession, files: dict[str, Any]) -> dict[str, str]:
