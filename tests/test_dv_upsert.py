@@ -158,7 +158,7 @@ def test_the_direct_commit_carries_the_tag_and_a_merges_history(
 @pytest.mark.parametrize("few", [True, False], ids=["key lookup", "joined keys"])
 def test_a_row_a_deletion_vector_removed_is_not_matched_again(spark, tmp_path, monkeypatch, few):
     """A key replaced twice keeps its first rows in their files, behind deletion vectors: a
-    later change must meet only the live row (both lookups read the listed files themselves)."""
+    later change must meet only the live row (the key lookup reads the files themselves)."""
     if not few:
         monkeypatch.setattr(autocdc, "KEY_FILTER_MAX_ROWS", 0)
     _apply_both(spark, tmp_path, _flow(), [

@@ -3,8 +3,9 @@
 A Delta MERGE reads the files it touches three times (to find them, to write the changed
 rows, and again for the deletion vectors), shuffles every row of them to write the changed
 ones, and then re-reads their statistics. Here the target's keys are read once, with each
-stored row's file and row index, in a Delta scan of the transaction's own file list (no
-data-skipping jobs first; Delta applies the deletion vectors); the decision (insert,
+stored row's file and row index, from the transaction's own file list (a few keys: those
+files read as Parquet, the driver dropping the candidates their deletion vectors delete;
+more: a Delta scan of the listed files, no data-skipping jobs first); the decision (insert,
 replace, delete, ignore) is made by Spark with the MERGE's own conditions; Delta's writer
 writes the new rows, the replaced rows get deletion vectors, and all of it goes into one
 commit of an optimistic transaction, tagged like a MERGE's. The table is the one a MERGE
@@ -195,15 +196,15 @@ def upsert(
     read = [*keys, sequence, *(values if fresh is not None else [])]
     few = key_filter is not None
     files = _snapshot_files(jvm, log, snapshot)
-    if few and files:  # a few keys: only the stored rows the filter names
-        scanned = _scan(spark, jvm, log, snapshot, files).alias("t").where(key_filter)
-        stored = _lookup(scanned, read).persist(StorageLevel.MEMORY_AND_DISK)
+    if few and files:  # a few keys: the snapshot's files read directly, their DVs checked here
+        stored = _stored_in_files(spark, jvm, log, table, files, read, key_filter)
         try:
-            with spark_settings(spark, _packed(spark, files)):  # read when the cache fills
-                stored.count()
+            with spark_settings(spark, _packed(spark, files)):  # read when the scan runs
+                deleted = _deleted_rows(jvm, log, files, stored)
         except BaseException:
             stored.unpersist()
             raise
+        live = _live(stored, deleted)
     else:  # the stored rows of the batch's keys, in one pass over the snapshot's files
         # Filled once first: the lookup and the decision both read the changes, and two
         # query stages would each compute the same uncached partitions side by side.
@@ -212,9 +213,10 @@ def upsert(
         stored = scanned.join(F.broadcast(changes.select(*keys)), keys, "left_semi").persist(
             StorageLevel.MEMORY_AND_DISK
         )
+        live = stored
     # Not cached: the cached changes joined with the small cached lookup again per query
     # costs less than caching every column of the batch once more.
-    decided = _decided(changes, stored, keys, values, sequence, delete, fresh, few)
+    decided = _decided(changes, live, keys, values, sequence, delete, fresh, few)
     try:
         # Per action and file: how many, and (a few keys) which rows, for the driver's DVs.
         rows_of = [F.collect_list(_ROW).alias("rows")] if few else []
@@ -282,6 +284,27 @@ def _snapshot_files(jvm: Any, log: Any, snapshot: Any) -> dict[str, Any]:
     return {prefix + add.path(): add for add in snapshot.allFiles().collect()}
 
 
+def _stored_in_files(
+    spark: SparkSession,
+    jvm: Any,
+    log: Any,
+    table: StructType,
+    files: dict[str, Any],
+    read: list[str],
+    key_filter: Column,
+) -> DataFrame:
+    """The stored rows `key_filter` names, deleted ones included, cached: the snapshot's
+    Parquet files read as they are. A Delta scan of the same rows plans for three Spark jobs
+    more (data skipping, which scattered keys defeat, and its deletion vectors)."""
+    from orderlake.engine.autoloader.reader import literal_path
+
+    absolute = getattr(jvm, f"{_DELTA}.util.DeltaFileOperations").absolutePath
+    table_path = log.dataPath().toString()
+    paths = [literal_path(absolute(table_path, add.path()).toString()) for add in files.values()]
+    rows = spark.read.schema(table).parquet(*paths).alias("t").where(key_filter)
+    return _lookup(rows, read).persist(StorageLevel.MEMORY_AND_DISK)
+
+
 def _lookup(rows: DataFrame, read: list[str]) -> DataFrame:
     """The `read` columns of the stored rows (aliased `t`), with each row's file and index."""
     return rows.alias("t").select(
@@ -311,6 +334,39 @@ def _packed(spark: SparkSession, files: dict[str, Any]) -> dict[str, str]:
         "spark.sql.files.maxPartitionBytes": str(max(1 << 20, total // tasks + 1)),
         "spark.sql.files.openCostInBytes": str(4 << 20),
     }
+
+
+def _deleted_rows(
+    jvm: Any, log: Any, files: dict[str, Any], candidates: DataFrame
+) -> dict[str, list[int]]:
+    """Of the candidate rows (collected: one Spark job, which fills their cache), those
+    their file's deletion vector deletes, by file."""
+    store = _object(jvm, "storage.dv.DeletionVectorStore").createInstance(
+        log.newDeltaHadoopConf()
+    )
+    bitmaps: dict[str, Any] = {}
+    deleted: dict[str, list[int]] = defaultdict(list)
+    for row in candidates.select(_FILE, _ROW).collect():
+        path, index = row[_FILE], row[_ROW]
+        add = files.get(path)
+        if add is None:
+            raise RuntimeError(f"{path} is not a file of the table at {log.dataPath()}")
+        dv = add.deletionVector()
+        if dv is None:
+            continue
+        if path not in bitmaps:
+            bitmaps[path] = store.read(dv, log.dataPath())
+        if bitmaps[path].contains(index):
+            deleted[path].append(index)
+    return deleted
+
+
+def _live(candidates: DataFrame, deleted: dict[str, list[int]]) -> DataFrame:
+    """The candidates without the `deleted` rows."""
+    gone = F.lit(False)
+    for path, rows in deleted.items():
+        gone = gone | ((F.col(_FILE) == path) & F.col(_ROW).isin(rows))
+    return candidates.where(~gone) if deleted else candidates
 
 
 def _touched(log: Any, files: dict[str, Any], paths: set[str]) -> dict[str, Any]:
