@@ -705,15 +705,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from orderlake.engine.interrupt import STOP, install_handlers
+    from orderlake.engine.interrupt import install_handlers
 
     install_handlers()
     code = _main(argv)
-    if STOP.signum is not None or code in (130, 143):
-        # Stopped cleanly: a late second signal while Python shuts down must not turn the exit
-        # into a kill by signal (Python restores the default handlers as it finalizes).
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
+    # The command is over and its exit code decided: a signal while Python shuts down must
+    # not turn the exit into a kill by signal. Python resets its own handlers to the default
+    # as it finalizes (a Ctrl-C in that instant ended a finished run with -2; found by the
+    # random-kill test); an ignored signal stays ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     return code
 
 
