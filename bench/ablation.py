@@ -29,7 +29,7 @@ from pathlib import Path
 from bench import contenders
 from bench.data import DataSet, drop_into
 from bench.report import machine_info
-from bench.run import RESULTS, TMP, _delta_version, pair_data, start_spark
+from bench.run import RESULTS, TMP, _delta_version, _rows_after, pair_data, start_spark
 from orderlake.settings import REPO_ROOT
 
 QUARANTINE_TABLE = '@dp.table(\n    name="orders_quarantine",'
@@ -79,21 +79,27 @@ def main(argv: list[str] | None = None) -> int:
         "bare": {"bundle_root": stripped, "conf_overrides": empty},
     }
 
-    def update(name: str, root: Path) -> Callable[[], None]:
+    def update(name: str, root: Path) -> tuple[Callable[[], object], Path]:
+        """The contender's update of the warehouse at `root`, and its target table."""
         if name == "naive":
-            return lambda: contenders.naive_update(
-                spark, root / "volume", root / "stage", root / "target"
+            target = root / "target"
+            return (
+                lambda: contenders.naive_update(spark, root / "volume", root / "stage", target),
+                target,
             )
         pipe = LocalPipeline(
             root / "volume", root / "warehouse", spark=spark, **pipelines[name]
         )
-        return pipe.update
+        return pipe.update, pipe.table_path("orders_target")
 
     def loaded(name: str, spec_data: DataSet) -> Path:
         base = work / "base" / name.replace(" ", "_")
         drop_into(spec_data, base / "volume" / "source")
-        update(name, base)()
+        update(name, base)[0]()
         return base
+
+    expected = _rows_after(init, inc)
+    wrong: list[str] = []
 
     bases = {name: loaded(name, data[init.name]) for name in CONTENDERS}
     seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
@@ -103,23 +109,32 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(run, ignore_errors=True)
             shutil.copytree(bases[name], run)
             drop_into(data[inc.name], run / "volume" / "source")
-            apply = update(name, run)
+            apply, target = update(name, run)
             start = time.perf_counter()
             apply()
             seconds[name].append(time.perf_counter() - start)
-            print(f"round {r} {name}: {seconds[name][-1]:.2f} s", flush=True)
+            rows = spark.read.format("delta").load(str(target)).count()
+            if rows != expected:  # a contender that did less would look fast
+                wrong.append(f"round {r} {name}: {rows:,} target rows, expected {expected:,}")
+            print(f"round {r} {name}: {seconds[name][-1]:.2f} s, {rows:,} rows", flush=True)
     info = machine_info(spark.version, _delta_version())
     load = os.getloadavg()[0]
     spark.stop()
     size = ("quick" if args.quick else "full") + ("_big" if args.big else "")
     out = RESULTS / f"ablation_{size}.md"
-    out.write_text(report(seconds, init.rows, inc.rows, args.skip, info, load))
+    out.write_text(report(seconds, init.rows, inc.rows, args.skip, info, load, wrong))
     print(out.read_text())
-    return 0
+    return 1 if wrong else 0
 
 
 def report(
-    seconds: dict[str, list[float]], rows: int, inc_rows: int, skip: int, info: dict, load: float
+    seconds: dict[str, list[float]],
+    rows: int,
+    inc_rows: int,
+    skip: int,
+    info: dict,
+    load: float,
+    wrong: list[str],
 ) -> str:
     """The medians as a markdown table, with what they were measured on."""
     naive = statistics.median(seconds["naive"][skip:])
@@ -138,6 +153,8 @@ def report(
         median = statistics.median(seconds[name][skip:])
         rounds = ", ".join(f"{s:.2f}" for s in seconds[name])
         lines.append(f"| {name} | {median:.2f} | {naive / median:.2f}× | {rounds} |")
+    lines += ["", "Every round's target held the expected rows." if not wrong else "WRONG:"]
+    lines += [f"- {w}" for w in wrong]
     return "\n".join(lines) + "\n"
 
 
