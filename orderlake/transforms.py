@@ -165,4 +165,6 @@ def _quarantine_columns(drop_rules: Mapping[str, str]) -> tuple[Column, Column, 
         reason.alias(REASON),
         *[F.col(name) for name in METADATA_COLUMNS],
     ]
-    return failed, F.size(FAILED_RULES) > 0, shown
+    # With no drop rule nothing is quarantined: a literal false lets Spark skip the read.
+    keep = F.size(FAILED_RULES) > 0 if drop_rules else F.lit(False)
+    return failed, keep, shown

@@ -129,6 +129,17 @@ def test_quarantined_names_every_failed_drop_rule(spark):
     assert list(rows[0].asDict())[: len(COLUMN_NAMES)] == list(COLUMN_NAMES)
 
 
+def test_quarantine_without_drop_rules_reads_nothing(spark, tmp_path):
+    # Its files deleted after planning: a read would fail, so the count shows none was made.
+    _bronze(spark, [{}, {"amount": "-1"}]).write.parquet(str(tmp_path / "bronze"))
+    bronze = spark.read.parquet(str(tmp_path / "bronze"))
+    quarantine = transforms.quarantined(transforms.parse_orders(bronze), {})
+    for part in (tmp_path / "bronze").glob("*.parquet"):
+        part.unlink()
+    assert quarantine.count() == 0
+    assert quarantine.columns[: len(COLUMN_NAMES)] == list(COLUMN_NAMES)
+
+
 def test_sequence_orders_by_last_updated_then_ingestion(spark):
     bronze = _bronze(
         spark,
