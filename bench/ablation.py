@@ -29,7 +29,7 @@ from pathlib import Path
 from bench import contenders
 from bench.data import DataSet, drop_into
 from bench.report import machine_info
-from bench.run import RESULTS, TMP, _delta_version, _rows_after, pair_data, start_spark
+from bench.run import RESULTS, TMP, delta_version, pair_data, rows_after, start_spark
 from orderlake.settings import REPO_ROOT
 
 QUARANTINE_TABLE = '@dp.table(\n    name="orders_quarantine",'
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         update(name, base)[0]()
         return base
 
-    expected = _rows_after(init, inc)
+    expected = rows_after(init, inc)
     wrong: list[str] = []
 
     bases = {name: loaded(name, data[init.name]) for name in CONTENDERS}
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             if rows != expected:  # a contender that did less would look fast
                 wrong.append(f"round {r} {name}: {rows:,} target rows, expected {expected:,}")
             print(f"round {r} {name}: {seconds[name][-1]:.2f} s, {rows:,} rows", flush=True)
-    info = machine_info(spark.version, _delta_version())
+    info = machine_info(spark.version, delta_version())
     load = os.getloadavg()[0]
     spark.stop()
     size = ("quick" if args.quick else "full") + ("_big" if args.big else "")

@@ -166,7 +166,7 @@ def run_naive(b: Bench, plan: list[Pair], data: dict[str, DataSet]) -> None:
         b.timed(init_scenario, "naive", data[init.name], 0, load)
         drop_into(data[inc.name], volume / "source")
         b.timed(inc_scenario, "naive", data[inc.name], init.rows, load)
-        b.check_rows(f"naive {inc_scenario}", target, _rows_after(init, inc))
+        b.check_rows(f"naive {inc_scenario}", target, rows_after(init, inc))
 
 
 def run_pipeline(b: Bench, plan: list[Pair], data: dict[str, DataSet]) -> None:
@@ -184,11 +184,11 @@ def run_pipeline(b: Bench, plan: list[Pair], data: dict[str, DataSet]) -> None:
         drop_into(data[inc.name], source)
         b.timed(inc_scenario, "pipeline", data[inc.name], init.rows, pipe.update)
         b.check_rows(
-            f"pipeline {inc_scenario}", pipe.table_path("orders_target"), _rows_after(init, inc)
+            f"pipeline {inc_scenario}", pipe.table_path("orders_target"), rows_after(init, inc)
         )
 
 
-def _rows_after(init: Spec, inc: Spec) -> int:
+def rows_after(init: Spec, inc: Spec) -> int:
     return init.rows + inc.rows - round(inc.rows * inc.update_ratio)
 
 
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     with RssSampler() as sampler:
         spark = start_spark(log_dir)
         sampler.refresh()
-        report = Report(mode, machine_info(spark.version, _delta_version()))
+        report = Report(mode, machine_info(spark.version, delta_version()))
         report.notes.append(_data_note(sizes, data))
         b = Bench(spark, sampler, report, work / "warmup", args.out)
         b.recording = False
@@ -327,7 +327,7 @@ def _scaling(report: Report) -> dict[str, float]:
     return out
 
 
-def _delta_version() -> str:
+def delta_version() -> str:
     from importlib.metadata import version
 
     from orderlake.engine.session import DELTA_PACKAGE
