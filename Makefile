@@ -39,8 +39,7 @@ run: setup
 # not a skip; REQUIRE_GCS=0 lets them skip on a machine without Go. tests/storage runs in a
 # pytest process of its own: its Spark session carries the connector (one SparkContext per
 # process), and the rest of the suite must not start one without it first.
-# scripts/run-tests.sh runs them side by side with a third for the random-kill test (CI time
-# on 2 cores).
+# scripts/run-tests.sh runs the two pytest processes side by side (CI time on 2 cores).
 REQUIRE_DATABRICKS_CLI ?= 1
 REQUIRE_BROWSER ?= 1
 REQUIRE_GCS ?= 1
