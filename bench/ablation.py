@@ -1,7 +1,10 @@
-"""`python -m bench.ablation [--quick] [--big] [--rounds N]`: what the pipeline's duties cost.
+"""`python -m bench.ablation [--quick] [--big] [--first-load] [--rounds N]`: what the
+pipeline's duties cost.
 
 The increment of a bench pair, replayed on fresh copies of loaded warehouses, in one warm
-session, by these contenders in turn (the order alternates each round):
+session, by these contenders in turn (the order alternates each round); with `--first-load`,
+the pair's first load, replayed into empty warehouses, with the floor (`raw_append`, what a
+bronze write costs) as one more contender:
 
 - `pipeline`: the shipped definitions and rules;
 - `no quarantine`: the same definitions without the `orders_quarantine` table;
@@ -12,8 +15,9 @@ session, by these contenders in turn (the order alternates each round):
 Each contender loads its own warehouse once; every round copies it and applies the increment.
 The variants are real pipelines: a bundle root with edited definitions, a rule file with no
 rules. Prints each round, and writes the medians (rounds after `--skip`) to
-`bench/results/ablation_<size>.md`; docs/performance.md has the figures ("How close an
-increment into a small target can come").
+`bench/results/ablation_<size>.md` (`ablation_first_load_<size>.md`); docs/performance.md has
+the figures ("How close a first load can come", "How close an increment into a small target
+can come").
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ablation", description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--big", action="store_true", help="use the big target pair")
+    parser.add_argument(
+        "--first-load", action="store_true", help="replay the first load, not the increment"
+    )
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--skip", type=int, default=3, help="rounds left out of the medians")
     args = parser.parse_args(argv)
@@ -81,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def update(name: str, root: Path) -> tuple[Callable[[], object], Path]:
         """The contender's update of the warehouse at `root`, and its target table."""
+        if name == "floor":
+            table = root / "floor"
+            return lambda: contenders.raw_append(spark, root / "volume" / "source", table), table
         if name == "naive":
             target = root / "target"
             return (
@@ -98,17 +108,21 @@ def main(argv: list[str] | None = None) -> int:
         update(name, base)[0]()
         return base
 
-    expected = rows_after(init, inc)
+    names = (*CONTENDERS, "floor") if args.first_load else CONTENDERS
+    expected = init.rows if args.first_load else rows_after(init, inc)
     wrong: list[str] = []
 
-    bases = {name: loaded(name, data[init.name]) for name in CONTENDERS}
-    seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    bases = {} if args.first_load else {n: loaded(n, data[init.name]) for n in names}
+    seconds: dict[str, list[float]] = {name: [] for name in names}
     for r in range(args.rounds):
-        for name in CONTENDERS if r % 2 == 0 else reversed(CONTENDERS):
+        for name in names if r % 2 == 0 else reversed(names):
             run = work / "run"
             shutil.rmtree(run, ignore_errors=True)
-            shutil.copytree(bases[name], run)
-            drop_into(data[inc.name], run / "volume" / "source")
+            if args.first_load:
+                drop_into(data[init.name], run / "volume" / "source")
+            else:
+                shutil.copytree(bases[name], run)
+                drop_into(data[inc.name], run / "volume" / "source")
             apply, target = update(name, run)
             start = time.perf_counter()
             apply()
@@ -121,16 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     spark.stop()
     size = ("quick" if args.quick else "full") + ("_big" if args.big else "")
-    out = RESULTS / f"ablation_{size}.md"
-    out.write_text(report(seconds, init.rows, inc.rows, args.skip, info, load, wrong))
+    kind = "first_load_" if args.first_load else ""
+    title = (
+        f"a first load of {init.rows:,} rows"
+        if args.first_load
+        else f"a {inc.rows:,}-row increment into {init.rows:,} rows"
+    )
+    out = RESULTS / f"ablation_{kind}{size}.md"
+    out.write_text(report(seconds, title, args.skip, info, load, wrong))
     print(out.read_text())
     return 1 if wrong else 0
 
 
 def report(
     seconds: dict[str, list[float]],
-    rows: int,
-    inc_rows: int,
+    title: str,
     skip: int,
     info: dict,
     load: float,
@@ -139,17 +158,17 @@ def report(
     """The medians as a markdown table, with what they were measured on."""
     naive = statistics.median(seconds["naive"][skip:])
     lines = [
-        f"# Ablation: a {inc_rows:,}-row increment into {rows:,} rows",
+        f"# Ablation: {title}",
         "",
         f"{info['date']}, commit {info['commit']}, {info['cpu']}, {info['cores']} cores, "
         f"Spark {info['spark']}, Delta {info['delta']}; load average {load:.1f} at the end. "
         f"Medians of rounds {skip}-{len(seconds['naive']) - 1}, each on a fresh copy of a "
-        "loaded warehouse (`python -m bench.ablation`).",
+        "loaded warehouse, or an empty one for a first load (`python -m bench.ablation`).",
         "",
         "| contender | median s | × naive | every round, s |",
         "|---|---:|---:|---|",
     ]
-    for name in CONTENDERS:
+    for name in seconds:
         median = statistics.median(seconds[name][skip:])
         rounds = ", ".join(f"{s:.2f}" for s in seconds[name])
         lines.append(f"| {name} | {median:.2f} | {naive / median:.2f}× | {rounds} |")
