@@ -7,7 +7,7 @@ The moment is drawn uniformly over the command's life from its first printed lin
 the CLI has not written anything, nor installed its signal handlers) to its expected end,
 learned from the runs so far. A draw past the end of a command that finished is a miss: it is
 not counted, and the invariants are still checked. The seed is printed; replay a failure with
-ORDERLAKE_CHAOS_SEED=<seed>. Default run: 10 SIGKILLs and 3 SIGINT/SIGTERMs; --long: 150 and 30
+ORDERLAKE_CHAOS_SEED=<seed>. Default run: 6 SIGKILLs and 2 SIGINT/SIGTERMs; --long: 150 and 30
 (ORDERLAKE_CHAOS_KILLS / ORDERLAKE_CHAOS_SIGNALS change the counts).
 """
 
@@ -237,7 +237,7 @@ def _chaos(pipeline_for, tmp_path: Path, record, kills: int, signals: int) -> No
 
 
 def test_random_kills_and_signals(pipeline_for, tmp_path, record, request):
-    kills, signals = (150, 30) if long_run(request.config) else (10, 3)
+    kills, signals = (150, 30) if long_run(request.config) else (6, 2)
     kills = int(os.environ.get("ORDERLAKE_CHAOS_KILLS", kills))
     signals = int(os.environ.get("ORDERLAKE_CHAOS_SIGNALS", signals))
     _chaos(pipeline_for, tmp_path, record, kills=kills, signals=signals)
