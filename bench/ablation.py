@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return base
 
     names = (*CONTENDERS, "floor") if args.first_load else CONTENDERS
+    batch = init if args.first_load else inc  # the files each round applies
     expected = init.rows if args.first_load else rows_after(init, inc)
     wrong: list[str] = []
 
@@ -118,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in names if r % 2 == 0 else reversed(names):
             run = work / "run"
             shutil.rmtree(run, ignore_errors=True)
-            if args.first_load:
-                drop_into(data[init.name], run / "volume" / "source")
-            else:
+            if not args.first_load:
                 shutil.copytree(bases[name], run)
-                drop_into(data[inc.name], run / "volume" / "source")
+            drop_into(data[batch.name], run / "volume" / "source")
             apply, target = update(name, run)
             start = time.perf_counter()
             apply()
